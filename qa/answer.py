@@ -1,0 +1,108 @@
+"""The extractive answerer: offline and deterministic, it quotes the sentences that answer best.
+
+A sentence's score mixes its embedding similarity to the question with the share of the
+question's terms (weighted by rarity) that it contains. Terms found in no passage pull the
+score down, which is what lets it abstain on questions the sources do not cover.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from index.embedding import Embedder
+from qa.citations import ABSTENTION, Answer, Citation, Passage
+from qa.sentences import sentence_spans
+
+STOPWORDS = set(
+    """a an the and or but if of to in on at by for with from as is are was were be been being
+    do does did done has have had having this that these those it its it's he she they them his her
+    their there here what which who whom whose when where why how whether than then so such not no
+    can could would should will shall may might must about into over after before during between
+    also any all some each other more most very just only own same too up down out off again
+    further once i me my we our you your us say said says tell told according""".split()
+)
+WORD = re.compile(r"[\w][\w'’+-]*", re.UNICODE)
+SEMANTIC_WEIGHT = 0.5
+# Questions that ask for a number or a date are only answered by sentences that hold one.
+NUMBER_QUESTION = re.compile(r"\bhow (many|much|long|old|far)\b", re.I)
+DATE_QUESTION = re.compile(r"\b(when|what (date|day|year|month|time))\b", re.I)
+NUMBER = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|dozens?|hundreds?|thousands?|millions?)\b", re.I)
+DATE = re.compile(
+    r"\b(\d{1,2}(st|nd|rd|th)|\d{4}|january|february|march|april|may|june|july|august|september|"
+    r"october|november|december|monday|tuesday|wednesday|thursday|friday|saturday|sunday|yesterday|today)\b",
+    re.I,
+)
+ANSWER_TYPE_PENALTY = 0.5
+# Extra sentences join the answer only when nearly as good as the best one.
+EXTRA_SENTENCE_MARGIN = 0.06
+
+
+def terms(text: str) -> set[str]:
+    return {_stem(w) for w in WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 1}
+
+
+def _stem(word: str) -> str:
+    word = word.replace("’", "'").removesuffix("'s")
+    for suffix in ("ing", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+class ExtractiveAnswerer:
+    name = "extractive"
+
+    def __init__(self, embedder: Embedder, min_score: float, max_sentences: int):
+        self.embedder = embedder
+        self.min_score = min_score
+        self.max_sentences = max_sentences
+
+    def answer(self, question: str, passages: list[Passage]) -> Answer:
+        candidates = self._candidates(passages)
+        if not candidates:
+            return Answer(question, ABSTENTION, True, self.name, passages=passages)
+        scored = sorted(self._score(question, candidates), key=lambda item: -item[0])
+        best = scored[0][0]
+        if best < self.min_score:
+            return Answer(question, ABSTENTION, True, self.name, passages=passages)
+        chosen = [item for item in scored if item[0] >= best - EXTRA_SENTENCE_MARGIN][: self.max_sentences]
+        citations = [
+            Citation.quoting(n, passage, start, end - start, score)
+            for n, (score, passage, start, end) in enumerate(chosen, start=1)
+        ]
+        text = " ".join(f"{c.quote} [{c.n}]" for c in citations)
+        return Answer(question, text, False, self.name, citations=citations, passages=passages)
+
+    def _candidates(self, passages: list[Passage]) -> list[tuple[Passage, int, int]]:
+        """Every sentence of every passage once (overlapping chunks repeat sentences)."""
+        seen = set()
+        candidates = []
+        for passage in passages:
+            for start, end in sentence_spans(passage.text):
+                key = (passage.doc_id, passage.start + start, passage.start + end)
+                if key not in seen and terms(passage.text[start:end]):
+                    seen.add(key)
+                    candidates.append((passage, start, end))
+        return candidates
+
+    def _score(self, question: str, candidates: list[tuple[Passage, int, int]]):
+        sentences = [passage.text[start:end] for passage, start, end in candidates]
+        vectors = self.embedder.embed_sentences([question, *sentences])
+        similarities = vectors[1:] @ vectors[0]
+        sentence_terms = [terms(s) for s in sentences]
+        question_terms = terms(question)
+        needs = NUMBER if NUMBER_QUESTION.search(question) else DATE if DATE_QUESTION.search(question) else None
+        weights = {t: _idf(t, sentence_terms) for t in question_terms}
+        total = sum(weights.values()) or 1.0
+        for (passage, start, end), similarity, found in zip(candidates, similarities, sentence_terms):
+            overlap = sum(weights[t] for t in question_terms & found) / total
+            score = SEMANTIC_WEIGHT * float(similarity) + (1 - SEMANTIC_WEIGHT) * overlap
+            if needs is not None and not needs.search(passage.text[start:end]):
+                score *= ANSWER_TYPE_PENALTY
+            yield score, passage, start, end
+
+
+def _idf(term: str, documents: list[set[str]]) -> float:
+    frequency = sum(1 for d in documents if term in d)
+    return math.log(1 + (len(documents) + 1) / (frequency + 0.5))

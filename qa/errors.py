@@ -1,0 +1,40 @@
+"""The exception tree. Only the CLI and the UI turn these into user messages.
+
+    QAError
+    ├── ConfigError              a setting is wrong; names the setting
+    ├── IngestError              one input could not be read; names the file (and line)
+    ├── StoreError               the data dir cannot be used as it is
+    │   └── EmbeddingMismatchError   the index was built with another embedding model
+    └── BackendUnavailableError  a model or server cannot be reached; names the setting
+"""
+
+from __future__ import annotations
+
+
+class QAError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class ConfigError(QAError):
+    pass
+
+
+class IngestError(QAError):
+    def __init__(self, source: str, message: str, line: int | None = None):
+        self.source = source
+        self.line = line
+        self.reason = message
+        where = f"{source}:{line}" if line is not None else source
+        super().__init__(f"{where}: {message}")
+
+
+class StoreError(QAError):
+    pass
+
+
+class EmbeddingMismatchError(StoreError):
+    pass
+
+
+class BackendUnavailableError(QAError):
+    pass

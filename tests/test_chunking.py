@@ -1,0 +1,41 @@
+from index.chunking import Chunker
+from index.documents import Article
+from index.loading import Loader
+from tests.conftest import SEEDS
+
+
+def long_article() -> Article:
+    sentences = [f"Sentence number {i} talks about the port of Rotterdam and its {i} cranes." for i in range(120)]
+    paragraphs = ["  ".join(sentences[i : i + 6]) for i in range(0, 120, 6)]
+    return Article("long", "A long one", "\n\n".join(paragraphs))
+
+
+def test_chunks_are_exact_spans_within_the_token_budget(embedder):
+    chunker = Chunker(embedder.count_tokens, chunk_size=120, chunk_overlap=20)
+    [seed] = list(Loader().load([SEEDS]))
+    for article in (seed, long_article()):
+        chunks = chunker.split(article)
+        assert len(chunks) > 1
+        for chunk in chunks:
+            assert article.text[chunk.start : chunk.end] == chunk.text
+            assert len(embedder.count_tokens(chunk.text)) <= 120
+        # everything but whitespace is covered, and most neighbours overlap
+        assert chunks[0].start == 0 and chunks[-1].end == len(article.text)
+        assert all(article.text[a.end : b.start].strip() == "" for a, b in zip(chunks, chunks[1:]))
+        assert sum(b.start < a.end for a, b in zip(chunks, chunks[1:])) >= (len(chunks) - 1) / 2
+
+
+def test_default_chunks_fit_the_model_window_with_the_title(embedder):
+    from qa.settings import Settings
+
+    settings = Settings()
+    chunker = Chunker(embedder.count_tokens, settings.chunk_size, settings.chunk_overlap)
+    for chunk in chunker.split(long_article()):
+        assert len(embedder.count_tokens(chunk.embedding_text())) + 2 <= embedder.max_tokens
+
+
+def test_chunk_ids_are_stable(embedder):
+    chunker = Chunker(embedder.count_tokens, 120, 20)
+    first = [c.id for c in chunker.split(long_article())]
+    assert first == [c.id for c in chunker.split(long_article())]
+    assert first[0] == "long::0"

@@ -1,0 +1,70 @@
+"""Ingest against a real Chroma: idempotent, replaces changed articles, refuses another model."""
+
+import json
+
+import pytest
+
+from index.store import ChromaStore
+from qa.errors import EmbeddingMismatchError
+from tests.conftest import SEEDS
+
+
+def test_ingesting_twice_leaves_the_same_chunks(make_service):
+    service = make_service()
+    first = service.ingest([SEEDS])
+    count = service.store.count()
+    assert first.count("added") == 1 and count == first.chunks > 0
+    second = service.ingest([SEEDS])
+    assert second.count("unchanged") == 1 and second.chunks == 0
+    assert service.store.count() == count
+
+
+def test_a_changed_article_replaces_all_its_chunks(make_service, tmp_path):
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    long_text = " ".join(f"Paragraph {i} says the harbour has {i} ships." for i in range(200))
+    (folder / "a.txt").write_text("Harbour news\n" + long_text, encoding="utf-8")
+    service = make_service()
+    assert service.ingest([folder]).count("added") == 1
+    long_count = service.store.count()
+    (folder / "a.txt").write_text("Harbour news\nThe harbour is closed today.", encoding="utf-8")
+    report = service.ingest([folder])
+    assert report.count("updated") == 1
+    assert service.store.count() == 1 < long_count
+    [passage] = service.search("Is the harbour open?", top_k=5)
+    assert passage.text == "The harbour is closed today."
+    assert service.document("a.txt")["chunk_ids"] == [passage.chunk_id]
+
+
+def test_bad_files_fail_alone_and_stored_articles_survive(make_service, tmp_path):
+    service = make_service()
+    service.ingest([SEEDS])
+    before = service.store.count()
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "empty.txt").write_text("", encoding="utf-8")
+    (folder / "binary.txt").write_bytes(bytes(range(256)) * 4)
+    (folder / "feed.jsonl").write_text(json.dumps({"id": "j1", "title": "Ok", "text": "Rain fell in Oslo."}) + "\n{oops\n", encoding="utf-8")
+    report = service.ingest([folder])
+    assert report.count("added") == 1 and report.count("failed") == 3
+    failed = {r.source.rsplit("/", 1)[-1]: r.message for r in report.results if r.status == "failed"}
+    assert set(failed) == {"empty.txt", "binary.txt", "feed.jsonl:2"}
+    assert service.store.count() == before + 1
+    assert {d["id"] for d in service.documents()} == {"000_816be8fe4ddfb075.txt", "j1"}
+
+
+def test_a_different_embedding_model_is_refused_with_advice(make_service):
+    service = make_service("shared")
+    service.ingest([SEEDS])
+    other = ChromaStore(service.settings.data_dir, service.settings.collection, "some-other-model")
+    with pytest.raises(EmbeddingMismatchError) as info:
+        other.check()
+    message = str(info.value)
+    assert "all-MiniLM-L6-v2" in message and "QA_EMBED_MODEL" in message and "QA_DATA_DIR" in message
+
+
+def test_collection_records_model_and_dimension(make_service):
+    service = make_service()
+    service.ingest([SEEDS])
+    metadata = service.store._collection().metadata
+    assert metadata["embed_model"] == "all-MiniLM-L6-v2" and metadata["embed_dim"] == 384
