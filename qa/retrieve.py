@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from index.embedding import Embedder
 from index.store import ChromaStore
 from qa.citations import Passage
@@ -13,7 +15,7 @@ class Retriever:
         self.store = store
         self.top_k = top_k
 
-    def search(self, question: str, top_k: int | None = None) -> list[Passage]:
+    def search(self, question: str, top_k: int | None = None, as_of: dt.date | None = None) -> list[Passage]:
         if self.store.count() == 0:
             return []
         hits = self.store.query(self.embedder.embed_query(question), top_k or self.top_k)

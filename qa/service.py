@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable, Iterable
 from functools import cached_property
@@ -41,13 +42,14 @@ class QAService:
         indexer = Indexer(self.embedder, self.store, self.ledger, self.settings.chunk_size, self.settings.chunk_overlap)
         return indexer.ingest(paths, on_result)
 
-    def search(self, question: str, top_k: int | None = None) -> list[Passage]:
-        return self.retriever.search(_checked(question), top_k)
+    def search(self, question: str, top_k: int | None = None, as_of: dt.date | None = None) -> list[Passage]:
+        return self.retriever.search(_checked(question), top_k, as_of=as_of)
 
-    def ask(self, question: str, top_k: int | None = None) -> Answer:
+    def ask(self, question: str, top_k: int | None = None, as_of: dt.date | None = None) -> Answer:
+        """`as_of` is the date the question is asked on (default today): "last week" is read from it."""
         question = _checked(question)
         began = time.perf_counter()
-        passages = self.retriever.search(question, top_k)
+        passages = self.retriever.search(question, top_k, as_of=as_of)
         retrieved = time.perf_counter()
         answer = self.answerer.answer(question, passages)
         done = time.perf_counter()
