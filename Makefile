@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LLM_TEST_STAMP := $(VENV)/.installed-llm-test
 
 .PHONY: install run test clean
 
@@ -19,7 +20,12 @@ run: install
 	$(BIN)/qa ingest seeds/
 	$(BIN)/qa serve
 
-test: install
+# The LLM tests' extras: llama-cpp-python compiles from source (about 5 minutes, then pip's cache).
+$(LLM_TEST_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install --quiet -e '.[llm-test]'
+	touch $(LLM_TEST_STAMP)
+
+test: install $(LLM_TEST_STAMP)
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -28,7 +28,7 @@ class Chunker:
             start, end = _locate(article.text, piece, cursor)
             chunks.append(
                 Chunk(
-                    id=f"{article.id}::{index}",
+                    id=chunk_id(article, index),
                     doc_id=article.id,
                     index=index,
                     text=article.text[start:end],
@@ -40,6 +40,11 @@ class Chunker:
             # The next chunk starts inside this one (overlap), but never before its start.
             cursor = start + 1
         return chunks
+
+
+def chunk_id(article: Article, index: int) -> str:
+    """Versioned by content: a changed article's chunks never reuse its old chunks' ids."""
+    return f"{article.id}::{article.content_hash()[:12]}::{index}"
 
 
 def _locate(text: str, piece: str, cursor: int) -> tuple[int, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
@@ -16,24 +17,32 @@ class Article:
     source: str | None = None
     url: str | None = None
     authors: tuple[str, ...] = ()
-    path: str | None = None  # where it was read from; not part of its identity
+    # Where it came from, and what the loader noticed: not part of what it says.
+    path: str | None = None
+    root: str | None = None  # the folder (or file, or url) it was ingested through; `--prune` syncs by it
+    warnings: tuple[str, ...] = ()
 
     def content_hash(self) -> str:
-        """Changes whenever anything a reader sees changes; the path does not count."""
-        payload = asdict(self)
-        payload.pop("path")
+        """Changes whenever anything a reader sees changes; where it was read from does not count."""
+        payload = {name: value for name, value in asdict(self).items() if name not in ("path", "root", "warnings")}
         blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")
         return hashlib.sha256(blob).hexdigest()
 
     def metadata(self) -> dict:
-        return {
+        """Chunk metadata in Chroma. `published_days` (days since 1970-01-01) exists only for
+        dated articles, so `$gte`/`$lte` date filters leave undated ones out."""
+        metadata = {
             "doc_id": self.id,
             "title": self.title,
             "published": self.published or "",
             "source": self.source or "",
             "url": self.url or "",
             "authors": "; ".join(self.authors),
+            "content_hash": self.content_hash(),
         }
+        if self.published:
+            metadata["published_days"] = (dt.date.fromisoformat(self.published) - dt.date(1970, 1, 1)).days
+        return metadata
 
 
 @dataclass(frozen=True)

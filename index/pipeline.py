@@ -1,30 +1,43 @@
-"""Ingest orchestration: load → skip unchanged → chunk → embed (in large batches) → store + ledger."""
+"""Ingest orchestration: load → skip unchanged → chunk → embed (in large batches) → store + ledger.
+
+Writes are crash-safe without a transaction spanning Chroma and SQLite: new chunks get new ids
+(the content hash is in them), the ledger row switches an article to its new chunks in one
+SQLite commit, and chunk ids that may be left over are kept in the ledger's `pending` table
+until they are gone from the store. Readers only trust chunks whose hash the ledger holds.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from index.chunking import Chunker
+from index.dedup import NearDuplicates
 from index.documents import Article
 from index.embedding import Embedder
+from index.keyword import KeywordIndex
 from index.ledger import Ledger
 from index.loading import Loader
 from index.store import ChromaStore
-from qa.errors import IngestError
+from qa.errors import IngestError, StoreError
 
-# Articles are embedded together once this many chunks are waiting: big batches keep the model busy.
-FLUSH_CHUNKS = 256
+# Articles are embedded together once about this many model batches of chunks are waiting:
+# big batches keep the model busy; bounded ones keep memory flat on huge inputs.
+FLUSH_BATCHES = 4
+CHARS_PER_CHUNK = 1000
+STATUSES = ("added", "updated", "unchanged", "failed", "deleted")
 
 
 @dataclass
 class FileResult:
     source: str
-    status: str  # added | updated | unchanged | failed
+    status: str  # one of STATUSES
     doc_id: str | None = None
     chunks: int = 0
     message: str = ""
+    duplicate_of: str | None = None
 
 
 @dataclass
@@ -39,53 +52,52 @@ class IngestReport:
         return sum(r.chunks for r in self.results if r.status in ("added", "updated"))
 
     def to_dict(self) -> dict:
-        statuses = ("added", "updated", "unchanged", "failed")
         return {
-            **{status: self.count(status) for status in statuses},
+            **{status: self.count(status) for status in STATUSES},
             "chunks": self.chunks,
             "results": [asdict(r) for r in self.results],
         }
 
 
+class WriteLock:
+    """One writer per data dir: a second one fails at once instead of waiting on SQLite."""
+
+    def __init__(self, data_dir: Path):
+        from filelock import FileLock
+
+        Path(data_dir).mkdir(parents=True, exist_ok=True)
+        self._lock = FileLock(str(Path(data_dir) / "write.lock"), timeout=0)
+        self._owner = Path(data_dir) / "write.pid"
+        self.data_dir = data_dir
+
+    def __enter__(self):
+        from filelock import Timeout
+
+        try:
+            self._lock.acquire()
+        except Timeout:
+            owner = self._owner.read_text().strip() if self._owner.exists() else "unknown"
+            raise StoreError(
+                f"another qa process (pid {owner}) is writing to {self.data_dir}; "
+                "wait for it to finish (queries still work meanwhile)"
+            ) from None
+        self._owner.write_text(str(os.getpid()))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._lock.release()
+
+
 class Indexer:
-    def __init__(self, embedder: Embedder, store: ChromaStore, ledger: Ledger, chunk_size: int, chunk_overlap: int):
+    def __init__(self, embedder: Embedder, store: ChromaStore, ledger: Ledger, chunk_size: int, chunk_overlap: int,
+                 loader: Loader | None = None):
         self.embedder = embedder
         self.store = store
         self.ledger = ledger
         self.chunk_size = chunk_size
         self.chunk_overlap = chunk_overlap
-        self.loader = Loader()
-
-    def ingest(self, paths: Iterable[str | Path], on_result: Callable[[FileResult], None] | None = None) -> IngestReport:
-        self.store.check()
-        report = IngestReport()
-        emit = on_result or (lambda result: None)
-        pending: list[Article] = []
-        seen: set[str] = set()
-
-        def finish(result: FileResult) -> None:
-            report.results.append(result)
-            emit(result)
-
-        for item in self.loader.load(paths):
-            if isinstance(item, IngestError):
-                finish(FileResult(source=str(item).split(": ", 1)[0], status="failed", message=item.reason))
-                continue
-            if item.id in seen:
-                finish(FileResult(item.path or item.id, "failed", item.id, message=f"duplicate id {item.id!r}; the first one was kept"))
-                continue
-            seen.add(item.id)
-            if self.ledger.hash_of(item.id) == item.content_hash():
-                finish(FileResult(item.path or item.id, "unchanged", item.id, len(self.ledger.chunk_ids(item.id))))
-                continue
-            pending.append(item)
-            if len(pending) * 8 >= FLUSH_CHUNKS:  # ~8 chunks a news article; refined in _flush
-                for result in self._flush(pending):
-                    finish(result)
-                pending = []
-        for result in self._flush(pending):
-            finish(result)
-        return report
+        self.loader = loader or Loader()
+        self.keywords = KeywordIndex(ledger.path.parent)
 
     @property
     def chunker(self) -> Chunker:
@@ -93,7 +105,78 @@ class Indexer:
             self._chunker = Chunker(self.embedder.count_tokens, self.chunk_size, self.chunk_overlap)
         return self._chunker
 
-    def _flush(self, articles: list[Article]) -> list[FileResult]:
+    def ingest(self, paths: Iterable[str | Path], on_result: Callable[[FileResult], None] | None = None,
+               prune: bool = False) -> IngestReport:
+        report = IngestReport()
+        emit = on_result or (lambda result: None)
+
+        def finish(result: FileResult) -> None:
+            report.results.append(result)
+            emit(result)
+
+        with WriteLock(self.ledger.path.parent):
+            self.store.check()
+            self.sweep()
+            duplicates = NearDuplicates(self.ledger.minhashes(), {d["id"]: d["duplicate_of"] for d in self.ledger.list()})
+            pending: list[Article] = []
+            seen: dict[str, set[str]] = {}  # root → ids found there
+            for item in self.loader.load(paths):
+                if isinstance(item, IngestError):
+                    finish(FileResult(source=_where(item), status="failed", message=item.reason))
+                    continue
+                if item.id in seen.get(item.root, set()) or any(item.id == p.id for p in pending):
+                    finish(FileResult(item.path or item.id, "failed", item.id, message=f"duplicate id {item.id!r}; the first one was kept"))
+                    continue
+                seen.setdefault(item.root, set()).add(item.id)
+                if self.ledger.hash_of(item.id) == item.content_hash():
+                    finish(FileResult(item.path or item.id, "unchanged", item.id, len(self.ledger.chunk_ids(item.id))))
+                    continue
+                pending.append(item)
+                if sum(len(a.text) for a in pending) >= FLUSH_BATCHES * self.embedder.batch_size * CHARS_PER_CHUNK:
+                    for result in self._flush(pending, duplicates):
+                        finish(result)
+                    pending = []
+            for result in self._flush(pending, duplicates):
+                finish(result)
+            if prune:
+                for root, ids in seen.items():
+                    for doc_id in sorted(self.ledger.ids_under(root) - ids):
+                        finish(FileResult(doc_id, "deleted", doc_id, message="its file is gone (--prune)"))
+                        self._delete(doc_id, duplicates)
+            self._sync_keywords()
+        return report
+
+    def _sync_keywords(self) -> None:
+        """Rebuild the BM25 index when the ledger moved on since it was built."""
+        if self.keywords.persisted_generation() != self.ledger.generation():
+            self.keywords.rebuild(self.ledger)
+
+    def delete(self, doc_id: str) -> bool:
+        with WriteLock(self.ledger.path.parent):
+            deleted = self._delete(doc_id, None)
+            self._sync_keywords()
+            return deleted
+
+    def _delete(self, doc_id: str, duplicates: NearDuplicates | None) -> bool:
+        chunk_ids = self.ledger.remove(doc_id)  # from here on the chunks no longer count
+        if duplicates is not None:
+            duplicates.remove(doc_id)
+        self.store.delete(chunk_ids)
+        self.ledger.clear_pending(chunk_ids)
+        return bool(chunk_ids)
+
+    def sweep(self) -> int:
+        """Delete chunks an interrupted write left in the store; returns how many."""
+        pending = self.ledger.pending()
+        if not pending:
+            return 0
+        live = self.ledger.all_chunk_ids()
+        stale = [c for c in pending if c not in live]
+        self.store.delete(stale)
+        self.ledger.clear_pending(pending)
+        return len(stale)
+
+    def _flush(self, articles: list[Article], duplicates: NearDuplicates) -> list[FileResult]:
         if not articles:
             return []
         chunked = [(article, self.chunker.split(article)) for article in articles]
@@ -102,13 +185,20 @@ class Indexer:
         results = []
         for article, chunks in chunked:
             embeddings = [next(vectors) for _ in chunks]
+            new_ids = [chunk.id for chunk in chunks]
             old_ids = self.ledger.chunk_ids(article.id)
-            # Remove the old version first: chunk ids are positional, so a shorter new version
-            # would otherwise leave its tail behind. The ledger row is written last, so a crash
-            # here leaves a stale hash and the next run redoes this article.
-            self.store.delete(old_ids)
+            duplicate_of, signature = duplicates.add(article.id, article.text)
+            self.ledger.mark_pending(new_ids)  # written before the store, so a crash can be swept
             self.store.add(chunks, embeddings)
-            self.ledger.record(article, [chunk.id for chunk in chunks])
+            self.ledger.record(article, chunks, duplicate_of, signature)  # the switch
+            stale = [c for c in old_ids if c not in set(new_ids)]
+            self.store.delete(stale)
+            self.ledger.clear_pending(new_ids + stale)
             status = "updated" if old_ids else "added"
-            results.append(FileResult(article.path or article.id, status, article.id, len(chunks)))
+            message = "; ".join(article.warnings)
+            results.append(FileResult(article.path or article.id, status, article.id, len(chunks), message, duplicate_of))
         return results
+
+
+def _where(error: IngestError) -> str:
+    return f"{error.source}:{error.line}" if error.line is not None else error.source

@@ -11,18 +11,9 @@ import math
 import re
 
 from index.embedding import Embedder
-from qa.citations import ABSTENTION, Answer, Citation, Passage
-from qa.sentences import sentence_spans
+from qa.citations import ABSTENTION, Answer, AnswerSentence, Citation, Passage
+from qa.sentences import sentence_spans, terms
 
-STOPWORDS = set(
-    """a an the and or but if of to in on at by for with from as is are was were be been being
-    do does did done has have had having this that these those it its it's he she they them his her
-    their there here what which who whom whose when where why how whether than then so such not no
-    can could would should will shall may might must about into over after before during between
-    also any all some each other more most very just only own same too up down out off again
-    further once i me my we our you your us say said says tell told according""".split()
-)
-WORD = re.compile(r"[\w][\w'’+-]*", re.UNICODE)
 SEMANTIC_WEIGHT = 0.5
 # Questions that ask for a number or a date are only answered by sentences that hold one.
 NUMBER_QUESTION = re.compile(r"\bhow (many|much|long|old|far)\b", re.I)
@@ -36,18 +27,6 @@ DATE = re.compile(
 ANSWER_TYPE_PENALTY = 0.5
 # Extra sentences join the answer only when nearly as good as the best one.
 EXTRA_SENTENCE_MARGIN = 0.06
-
-
-def terms(text: str) -> set[str]:
-    return {_stem(w) for w in WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 1}
-
-
-def _stem(word: str) -> str:
-    word = word.replace("’", "'").removesuffix("'s")
-    for suffix in ("ing", "ed", "es", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
 
 
 class ExtractiveAnswerer:
@@ -71,8 +50,23 @@ class ExtractiveAnswerer:
             Citation.quoting(n, passage, start, end - start, score)
             for n, (score, passage, start, end) in enumerate(chosen, start=1)
         ]
-        text = " ".join(f"{c.quote} [{c.n}]" for c in citations)
-        return Answer(question, text, False, self.name, citations=citations, passages=passages)
+        pieces = [f"{c.quote} [{c.n}]" for c in citations]
+        sentences, at = [], 0
+        for piece, citation in zip(pieces, citations):  # quotes are verbatim, so supported by construction
+            sentences.append(AnswerSentence(piece, at, at + len(piece), [citation.n], True))
+            at += len(piece) + 1
+        return Answer(question, " ".join(pieces), False, self.name, citations=citations, passages=passages, sentences=sentences)
+
+    def answer_stream(self, question: str, passages: list[Passage], as_of=None):
+        """The LLM answerers' streaming shape: the whole text at once, then the Answer."""
+        answer = self.answer(question, passages)
+        yield answer.answer
+        yield answer
+
+    def best_score(self, question: str, passages: list[Passage]) -> float:
+        """How well the best sentence answers: the evidence an LLM answer is allowed to start from."""
+        candidates = self._candidates(passages)
+        return max((score for score, *_ in self._score(question, candidates)), default=0.0)
 
     def _candidates(self, passages: list[Passage]) -> list[tuple[Passage, int, int]]:
         """Every sentence of every passage once (overlapping chunks repeat sentences)."""

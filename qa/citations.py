@@ -19,6 +19,8 @@ class Passage:
     start: int
     end: int
     score: float
+    # How retrieval found it: dense and keyword ranks, fused score, date boost (qa/retrieve.py).
+    why: dict | None = None
 
     @classmethod
     def from_metadata(cls, chunk_id: str, text: str, metadata: dict, score: float) -> Passage:
@@ -51,9 +53,12 @@ class Citation:
     start: int
     end: int
     score: float
+    supported: bool = True  # the cited sentence was checked against this passage (qa/verify.py)
 
     @classmethod
-    def quoting(cls, n: int, passage: Passage, offset: int, length: int, score: float) -> Citation:
+    def quoting(
+        cls, n: int, passage: Passage, offset: int, length: int, score: float, supported: bool = True
+    ) -> Citation:
         """Cite `passage.text[offset:offset+length]`, with its span in the whole article."""
         return cls(
             n=n,
@@ -67,7 +72,20 @@ class Citation:
             start=passage.start + offset,
             end=passage.start + offset + length,
             score=round(float(score), 4),
+            supported=supported,
         )
+
+
+@dataclass(frozen=True)
+class AnswerSentence:
+    """One sentence of an answer, `answer[start:end]`, with the passages it cites and its check."""
+
+    text: str
+    start: int
+    end: int
+    citations: list[int]
+    supported: bool
+    reason: str = ""  # why it is not supported; empty when it is
 
 
 ABSTENTION = "The sources do not answer this question."
@@ -82,6 +100,12 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     passages: list[Passage] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # Citation checks: the share of claims their passages support, and every sentence flagged.
+    grounded: float = 1.0
+    sentences: list[AnswerSentence] = field(default_factory=list)
+    removed_markers: int = 0  # [n] markers that pointed at no passage
+    warnings: list[str] = field(default_factory=list)  # e.g. a fallback to the extractive answerer
+    standalone_question: str | None = None  # a follow-up rewritten before retrieval
 
     def to_dict(self) -> dict:
         return asdict(self)

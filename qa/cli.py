@@ -13,12 +13,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from eval.cli import eval_app
 from qa.errors import QAError
 from qa.settings import Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Question answering over news articles, with citations.")
 docs_app = typer.Typer(no_args_is_help=True, help="The stored articles.")
 app.add_typer(docs_app, name="docs")
+app.add_typer(eval_app, name="eval")
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)  # one error, one line, whatever the width
 
@@ -41,35 +43,21 @@ def _emit_json(payload) -> None:
 
 @app.command()
 def ingest(
-    paths: Annotated[list[str], typer.Argument(help="Files (.txt, .md, .jsonl, .jsonl.gz) or folders.")],
+    paths: Annotated[list[str], typer.Argument(help="Files (.txt .md .html .json .jsonl[.gz] .pdf), folders, or http(s) URLs.")],
+    prune: Annotated[bool, typer.Option("--prune", help="Remove stored articles whose files are gone from these folders.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")] = False,
 ):
-    """Add articles to the index; unchanged ones are skipped."""
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    """Add articles to the index; unchanged ones are skipped, changed ones replaced."""
+    from qa.ingest_view import IngestView
 
     service = _service()
-    began = time.perf_counter()
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True) as bar:
-        task = bar.add_task("loading the model…")
-        tally = {"docs": 0, "chunks": 0}
-
-        def on_result(result):
-            tally["docs"] += 1
-            tally["chunks"] += result.chunks if result.status in ("added", "updated") else 0
-            rate = tally["docs"] / max(time.perf_counter() - began, 1e-6)
-            bar.update(task, description=f"{tally['docs']} documents, {tally['chunks']} chunks ({rate:.1f} docs/s)")
-            if result.status == "failed":
-                bar.console.print(f"[red]failed:[/red] {result.source}: {result.message}", highlight=False)
-
-        report = service.ingest(paths, on_result)
-    summary = report.to_dict()
-    summary["seconds"] = round(time.perf_counter() - began, 2)
+    with IngestView(err) as view:
+        report = service.ingest(paths, view.on_result, prune=prune)
+    summary = {**report.to_dict(), "seconds": view.seconds}
     if as_json:
         _emit_json(summary)
     else:
-        table = Table("added", "updated", "unchanged", "failed", "chunks", "seconds")
-        table.add_row(*(str(summary[k]) for k in ("added", "updated", "unchanged", "failed", "chunks", "seconds")))
-        out.print(table)
+        out.print(view.table(report))
     if report.count("failed"):
         raise typer.Exit(1)
 
@@ -110,6 +98,29 @@ def _run_batch(path: Path, run) -> None:
 TopK = Annotated[Optional[int], typer.Option("--top-k", min=1, max=100, help="Passages to retrieve.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 Batch = Annotated[Optional[Path], typer.Option("--batch", help="JSONL file, one {\"id\", \"question\"} a line.")]
+Since = Annotated[Optional[str], typer.Option("--since", help="Only articles published on or after this date (YYYY-MM-DD).")]
+Until = Annotated[Optional[str], typer.Option("--until", help="Only articles published on or before this date (YYYY-MM-DD).")]
+Source = Annotated[Optional[list[str]], typer.Option("--source", help="Only articles from this source (a domain); repeatable.")]
+Doc = Annotated[Optional[list[str]], typer.Option("--doc", help="Only these article ids; repeatable.")]
+AsOf = Annotated[Optional[str], typer.Option("--as-of", help="The date the question is asked on (default today): 'last week' is read from it.")]
+
+
+def _scope(since, until, source, doc, as_of):
+    """(as-of date, Filters) from the command-line options, with errors that name the option."""
+    import datetime as dt
+
+    from qa.retrieve import Filters
+
+    def day(value, option):
+        if value is None:
+            return None
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            raise QAError(f"{option} {value!r} is not a date; use YYYY-MM-DD") from None
+
+    filters = Filters(day(since, "--since"), day(until, "--until"), tuple(source or ()), tuple(doc or ()))
+    return day(as_of, "--as-of"), filters
 
 
 @app.command()
@@ -118,22 +129,68 @@ def ask(
     top_k: TopK = None,
     as_json: AsJson = False,
     batch: Batch = None,
+    stream: Stream = None,
+    since: Since = None,
+    until: Until = None,
+    source: Source = None,
+    doc: Doc = None,
+    as_of: AsOf = None,
 ):
     """Answer a question from the stored articles, with numbered citations."""
+    from qa.answer_view import AnswerView
+
+    day, filters = _scope(since, until, source, doc, as_of)
     service = _service()
     if batch:
-        _run_batch(batch, lambda q: service.ask(q, top_k).to_dict())
+        _run_batch(batch, lambda q: service.ask(q, top_k, day, filters=filters).to_dict())
         return
-    answer = service.ask(question or "", top_k)
     if as_json:
-        _emit_json(answer.to_dict())
+        _emit_json(service.ask(question or "", top_k, day, filters=filters).to_dict())
         return
-    out.print(answer.answer, highlight=False, markup=False)
-    if answer.citations:
-        out.print("\nSources:", style="bold")
-    for c in answer.citations:
-        out.print(f"[{c.n}] {c.title} — {c.source or 'unknown source'}, {c.published or 'undated'}  ({c.doc_id})", highlight=False, markup=False)
-        out.print(f"    “{c.quote}”", highlight=False, markup=False, style="dim")
+    view = AnswerView(out, err)
+    if _streaming(stream):
+        view.stream(service.ask_stream(question or "", top_k, day, filters=filters))
+    else:
+        view.show(service.ask(question or "", top_k, day, filters=filters))
+
+
+Stream = Annotated[Optional[bool], typer.Option("--stream/--no-stream", help="Print the answer as it is written (default: on a terminal).")]
+
+
+def _streaming(stream: bool | None) -> bool:
+    return sys.stdout.isatty() if stream is None else stream
+
+
+@app.command()
+def chat(top_k: TopK = None, as_json: AsJson = False, stream: Stream = None):
+    """A conversation: each follow-up is rewritten to stand alone before retrieval. Ends on EOF, `exit` or an empty line."""
+    from qa.answer_view import AnswerView
+    from qa.conversation import Turn
+
+    service, view, history = _service(), AnswerView(out, err), []
+    while True:
+        if sys.stdin.isatty():
+            err.print("[bold]?[/bold] ", end="")
+        line = sys.stdin.readline()
+        if not line or line.strip() in ("exit", "quit") or (not line.strip() and sys.stdin.isatty()):
+            return
+        if not line.strip():
+            continue
+        try:
+            if as_json:
+                answer = service.ask(line, top_k, history=history)
+                _emit_json(answer.to_dict())
+            elif _streaming(stream):
+                answer = view.stream(service.ask_stream(line, top_k, history=history))
+            else:
+                answer = service.ask(line, top_k, history=history)
+                view.show(answer)
+        except QAError as exc:  # one bad turn does not end the conversation
+            err.print(f"[red]error:[/red] {exc}", highlight=False)
+            continue
+        history.append(Turn(answer.standalone_question or answer.question, answer.answer))
+        if not as_json:
+            out.print()
 
 
 @app.command()
@@ -142,18 +199,26 @@ def search(
     top_k: TopK = None,
     as_json: AsJson = False,
     batch: Batch = None,
+    since: Since = None,
+    until: Until = None,
+    source: Source = None,
+    doc: Doc = None,
+    as_of: AsOf = None,
 ):
-    """Retrieve passages only, best first."""
-    from dataclasses import asdict
-
+    """Retrieve passages only, best first, each saying why it was found (with --json)."""
+    day, filters = _scope(since, until, source, doc, as_of)
     service = _service()
     if batch:
-        _run_batch(batch, lambda q: {"question": q, "passages": [asdict(p) for p in service.search(q, top_k)]})
+        _run_batch(batch, lambda q: service.retrieve(q, top_k, day, filters).to_dict())
         return
-    passages = service.search(question or "", top_k)
+    retrieval = service.retrieve(question or "", top_k, day, filters)
     if as_json:
-        _emit_json({"question": question, "passages": [asdict(p) for p in passages]})
+        _emit_json(retrieval.to_dict())
         return
+    if retrieval.date_range:
+        r = retrieval.date_range
+        err.print(f"dates: {r.start} to {r.end} ({r.mode}, from “{r.label}”; as of {retrieval.as_of})", highlight=False, markup=False)
+    passages = retrieval.passages
     for rank, p in enumerate(passages, start=1):
         out.print(f"{rank}. {p.score:.3f}  {p.title} ({p.doc_id} [{p.start}:{p.end}])", style="bold", highlight=False, markup=False)
         out.print(f"   {p.text[:300]}", highlight=False, markup=False)
@@ -170,6 +235,13 @@ def docs_list(as_json: AsJson = False):
     for r in records:
         table.add_row(r["id"], r["title"], r["source"] or "", r["published"] or "undated", str(r["chunks"]))
     out.print(table)
+
+
+@docs_app.command("delete")
+def docs_delete(doc_id: str):
+    """Delete a stored article and all its chunks."""
+    _service().delete(doc_id)
+    out.print(f"deleted {doc_id}", highlight=False, markup=False)
 
 
 @docs_app.command("show")

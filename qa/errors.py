@@ -6,6 +6,7 @@
     ├── StoreError               the data dir cannot be used as it is
     │   └── EmbeddingMismatchError   the index was built with another embedding model
     └── BackendUnavailableError  a model or server cannot be reached; names the setting
+        └── BackendBusyError     it answered 429 or 5xx; retried with backoff first
 """
 
 from __future__ import annotations
@@ -38,3 +39,11 @@ class EmbeddingMismatchError(StoreError):
 
 class BackendUnavailableError(QAError):
     pass
+
+
+class BackendBusyError(BackendUnavailableError):
+    """A transient refusal (rate limit, server error); `retry_after` is the server's hint in seconds."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        self.retry_after = retry_after
+        super().__init__(message)

@@ -1,23 +1,184 @@
-"""Finds the passages that may answer a question (dense top-k; hybrid and filters come later)."""
+"""Finds the passages that answer a question: dense (Chroma) + keyword (BM25), fused by
+reciprocal rank, with dates and filters respected and one article never filling the list.
+
+Every passage says why it was found (`Passage.why`): its dense and keyword ranks, the fused
+score, and the date boost.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import math
+from dataclasses import asdict, dataclass, field
 
 from index.embedding import Embedder
+from index.keyword import KeywordIndex
+from index.ledger import Ledger
 from index.store import ChromaStore
 from qa.citations import Passage
+from qa.dates import DateRange, resolve
+
+EPOCH = dt.date(1970, 1, 1)
+CANDIDATES = 60  # taken from each of the dense and keyword lists before fusing
+RRF_K = 60  # the constant of reciprocal rank fusion (Cormack et al.)
+KEYWORD_WEIGHT = 1.0
+# Date boosts, on the scale of fused scores (a first rank in one list is worth 1/61 ≈ 0.016):
+IN_RANGE_BOOST = 0.012  # the article falls in the range the question names ("last week")
+RECENCY_BOOST = 0.006  # otherwise, newer articles before the as-of date win near-ties…
+RECENCY_DAYS = 7.0  # …decaying over about a week
+FUTURE_PENALTY = 0.004  # articles published after the as-of date are never preferred
+
+
+@dataclass(frozen=True)
+class Filters:
+    since: dt.date | None = None
+    until: dt.date | None = None
+    sources: tuple[str, ...] = ()
+    doc_ids: tuple[str, ...] = ()
+
+    def narrowed(self, date_range: DateRange | None) -> Filters:
+        """Add a date range the question asked for explicitly ("in March 2021")."""
+        if date_range is None or date_range.mode != "filter":
+            return self
+        since = max(filter(None, (self.since, date_range.start)))
+        until = min(filter(None, (self.until, date_range.end)))
+        return Filters(since, until, self.sources, self.doc_ids)
+
+    def chroma_where(self) -> dict | None:
+        clauses = []
+        if self.since:
+            clauses.append({"published_days": {"$gte": (self.since - EPOCH).days}})
+        if self.until:
+            clauses.append({"published_days": {"$lte": (self.until - EPOCH).days}})
+        if self.sources:
+            clauses.append({"source": {"$in": list(self.sources)}})
+        if self.doc_ids:
+            clauses.append({"doc_id": {"$in": list(self.doc_ids)}})
+        return None if not clauses else clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data.update(since=self.since and self.since.isoformat(), until=self.until and self.until.isoformat())
+        return data
+
+
+@dataclass
+class Retrieval:
+    question: str
+    as_of: dt.date
+    date_range: DateRange | None
+    filters: Filters
+    passages: list[Passage] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "question": self.question,
+            "as_of": self.as_of.isoformat(),
+            "date_range": self.date_range.to_dict() if self.date_range else None,
+            "filters": self.filters.to_dict(),
+            "passages": [asdict(p) for p in self.passages],
+        }
 
 
 class Retriever:
-    def __init__(self, embedder: Embedder, store: ChromaStore, top_k: int):
+    def __init__(self, embedder: Embedder, store: ChromaStore, ledger: Ledger, top_k: int,
+                 max_per_article: int = 2, reranker=None, dense: bool = True, keyword: bool = True, dates: bool = True):
+        # dense / keyword / dates switch parts off, for benchmarks that measure each one's worth
+        self.use = {"dense": dense, "keyword": keyword, "dates": dates}
         self.embedder = embedder
         self.store = store
+        self.ledger = ledger
+        self.keywords = KeywordIndex(ledger.path.parent)
         self.top_k = top_k
+        self.max_per_article = max_per_article
+        self.reranker = reranker
 
-    def search(self, question: str, top_k: int | None = None, as_of: dt.date | None = None) -> list[Passage]:
+    def search(self, question: str, top_k: int | None = None, as_of: dt.date | None = None,
+               filters: Filters | None = None) -> list[Passage]:
+        return self.retrieve(question, top_k, as_of, filters).passages
+
+    def retrieve(self, question: str, top_k: int | None = None, as_of: dt.date | None = None,
+                 filters: Filters | None = None) -> Retrieval:
+        as_of = as_of or dt.date.today()
+        top_k = top_k or self.top_k
+        date_range = resolve(question, as_of) if self.use["dates"] else None
+        filters = (filters or Filters()).narrowed(date_range)
+        result = Retrieval(question, as_of, date_range, filters)
         if self.store.count() == 0:
-            return []
-        hits = self.store.query(self.embedder.embed_query(question), top_k or self.top_k)
-        passages = [Passage.from_metadata(hit.id, hit.text, hit.metadata, hit.score) for hit in hits]
-        return sorted(passages, key=lambda p: -p.score)
+            return result
+        ranks = self._candidates(question, filters)
+        records = self.ledger.chunk_records(chunk_id.rsplit("::", 2)[0] for chunk_id in ranks)
+        best = {name: max((w[name] for w in ranks.values() if name in w), default=0.0) or 1.0
+                for name in ("dense_score", "keyword_score")}
+        scored = []
+        for chunk_id, why in ranks.items():
+            record = records.get(chunk_id)
+            if record is None:
+                continue  # a deleted article, or a version of it that is not (or no longer) current
+            fused = sum(1.0 / (RRF_K + why[name]) * weight for name, weight in (("dense_rank", 1.0), ("keyword_rank", KEYWORD_WEIGHT)) if name in why)
+            # Dates decide between relevant passages: the boost shrinks with relevance relative to
+            # the best candidate, so a recent but unrelated article cannot climb on its date alone.
+            relevance = max(max(why.get(name, 0.0), 0.0) / best[name] for name in best)
+            boost = date_boost(record["published"], as_of, date_range) * relevance if self.use["dates"] else 0.0
+            why.update(fused=round(fused, 5), date_boost=round(boost, 5))
+            scored.append((fused + boost, chunk_id, record, why))
+        scored.sort(key=lambda item: (-item[0], item[2]["published"] and -_days(item[2]["published"]), item[1]))
+        passages = self._diverse(scored, top_k)
+        if self.reranker is not None:
+            passages = self.reranker.rerank(question, passages)
+        result.passages = passages
+        return result
+
+    def _candidates(self, question: str, filters: Filters) -> dict[str, dict]:
+        ranks: dict[str, dict] = {}
+        dense = self.store.query(self.embedder.embed_query(question), CANDIDATES, where=filters.chroma_where()) if self.use["dense"] else []
+        for rank, hit in enumerate(sorted(dense, key=lambda h: -h.score), start=1):
+            ranks.setdefault(hit.id, {})["dense_rank"] = rank
+            ranks[hit.id]["dense_score"] = round(hit.score, 4)
+        keyword = self.keywords.search(
+            question, CANDIDATES, self.ledger,
+            since_days=filters.since and (filters.since - EPOCH).days,
+            until_days=filters.until and (filters.until - EPOCH).days,
+            sources=set(filters.sources) or None, doc_ids=set(filters.doc_ids) or None,
+        ) if self.use["keyword"] else []
+        for rank, (chunk_id, score) in enumerate(keyword, start=1):
+            ranks.setdefault(chunk_id, {})["keyword_rank"] = rank
+            ranks[chunk_id]["keyword_score"] = round(score, 3)
+        return ranks
+
+    def _diverse(self, scored: list, top_k: int) -> list[Passage]:
+        """Best first, one copy of a syndicated story, and at most `max_per_article` passages an
+        article while other articles can fill the list; only then more of the same articles."""
+        per_article: dict[str, int] = {}
+        member_of_group: dict[str, str] = {}
+        chosen, held_back = [], []
+        for item in scored:
+            doc_id = item[2]["doc_id"]
+            if member_of_group.setdefault(item[2]["duplicate_of"] or doc_id, doc_id) != doc_id:
+                continue
+            per_article[doc_id] = per_article.get(doc_id, 0) + 1
+            (chosen if per_article[doc_id] <= self.max_per_article else held_back).append(item)
+        return [_passage(*item) for item in (chosen + held_back)[:top_k]]
+
+
+def _passage(score: float, chunk_id: str, record: dict, why: dict) -> Passage:
+    return Passage(
+        chunk_id=chunk_id, doc_id=record["doc_id"], title=record["title"], source=record["source"],
+        published=record["published"], url=record["url"], text=record["text"],
+        start=record["start"], end=record["end"], score=round(score, 5), why=why,
+    )
+
+
+def _days(published: str) -> int:
+    return (dt.date.fromisoformat(published) - EPOCH).days
+
+
+def date_boost(published: str, as_of: dt.date, date_range: DateRange | None) -> float:
+    if not published:
+        return 0.0
+    day = dt.date.fromisoformat(published)
+    if day > as_of:
+        return -FUTURE_PENALTY
+    if date_range is not None and date_range.mode == "prefer":
+        return IN_RANGE_BOOST if date_range.start <= day <= date_range.end else 0.0
+    return RECENCY_BOOST * math.exp(-(as_of - day).days / RECENCY_DAYS)

@@ -1,4 +1,4 @@
-"""Sentence spans for answer selection: paragraphs first, then Punkt with news abbreviations."""
+"""Sentence spans (paragraphs first, then Punkt with news abbreviations) and content terms."""
 
 from __future__ import annotations
 
@@ -16,9 +16,13 @@ ABBREVIATIONS = {
 
 @lru_cache(maxsize=1)
 def _punkt():
+    import copy
+
     from llama_index.core.utils import globals_helper  # ships Punkt's data, so nothing is fetched
 
-    tokenizer = globals_helper.punkt_tokenizer
+    # A copy: llama-index's chunker shares the global tokenizer, and chunking must not change
+    # depending on whether a question was answered first in this process.
+    tokenizer = copy.deepcopy(globals_helper.punkt_tokenizer)
     tokenizer._params.abbrev_types.update(ABBREVIATIONS)
     return tokenizer
 
@@ -39,3 +43,26 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
         if match:
             paragraph_start = match.end()
     return spans
+
+
+STOPWORDS = set(
+    """a an the and or but if of to in on at by for with from as is are was were be been being
+    do does did done has have had having this that these those it its it's he she they them his her
+    their there here what which who whom whose when where why how whether than then so such not no
+    can could would should will shall may might must about into over after before during between
+    also any all some each other more most very just only own same too up down out off again
+    further once i me my we our you your us say said says tell told according""".split()
+)
+WORD = re.compile(r"[\w][\w'’+-]*", re.UNICODE)
+
+
+def terms(text: str) -> set[str]:
+    return {_stem(w) for w in WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 1}
+
+
+def _stem(word: str) -> str:
+    word = word.replace("’", "'").removesuffix("'s")
+    for suffix in ("ing", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import cached_property
 
 from index.embedding import Embedder
 from index.ledger import Ledger
+from index.loading import Loader
 from index.pipeline import FileResult, Indexer, IngestReport
 from index.store import ChromaStore
 from qa.answer import ExtractiveAnswerer
 from qa.citations import Answer, Passage
+from qa.conversation import FollowUpRewriter, Turn
 from qa.errors import QAError
-from qa.retrieve import Retriever
+from qa.retrieve import Filters, Retrieval, Retriever
 from qa.settings import Settings
 
 MAX_QUESTION_CHARS = 2000
@@ -27,38 +29,106 @@ class QAService:
         self.settings = settings
         # An embedder may be shared between services (tests, several data dirs in one process).
         self.embedder = embedder or Embedder(settings.embed_model, settings.embed_batch_size)
-        self.store = ChromaStore(settings.data_dir, settings.collection, settings.embed_model)
+        self.store = ChromaStore(settings.data_dir, settings.collection, settings.embed_model, settings.chroma_url)
         self.ledger = Ledger(settings.data_dir)
 
     @cached_property
     def retriever(self) -> Retriever:
-        return Retriever(self.embedder, self.store, self.settings.top_k)
+        reranker = None
+        if self.settings.rerank_model:
+            from qa.rerank import CrossEncoderReranker
+
+            reranker = CrossEncoderReranker(self.settings.rerank_model)
+        return Retriever(self.embedder, self.store, self.ledger, self.settings.top_k,
+                         self.settings.max_passages_per_article, reranker)
 
     @cached_property
-    def answerer(self) -> ExtractiveAnswerer:
-        return ExtractiveAnswerer(self.embedder, self.settings.min_answer_score, self.settings.max_answer_sentences)
+    def answerer(self):
+        """ExtractiveAnswerer, or LLMAnswerer for QA_LLM=openai|ollama|llamacpp|hf; both stream."""
+        extractive = ExtractiveAnswerer(self.embedder, self.settings.min_answer_score, self.settings.max_answer_sentences)
+        if self.settings.llm == "extractive":
+            return extractive
+        from qa.generate import LLMAnswerer
+        from qa.verify import CitationVerifier
 
-    def ingest(self, paths: Iterable[str], on_result: Callable[[FileResult], None] | None = None) -> IngestReport:
-        indexer = Indexer(self.embedder, self.store, self.ledger, self.settings.chunk_size, self.settings.chunk_overlap)
-        return indexer.ingest(paths, on_result)
+        return LLMAnswerer(
+            self.backend, CitationVerifier(self.embedder, self.settings.citation_min_support), extractive,
+            self.settings.llm_min_evidence, fallback=self.settings.llm_fallback == "extractive",
+        )
 
-    def search(self, question: str, top_k: int | None = None, as_of: dt.date | None = None) -> list[Passage]:
-        return self.retriever.search(_checked(question), top_k, as_of=as_of)
+    @cached_property
+    def backend(self):
+        from qa.llm import make_backend
 
-    def ask(self, question: str, top_k: int | None = None, as_of: dt.date | None = None) -> Answer:
-        """`as_of` is the date the question is asked on (default today): "last week" is read from it."""
+        return make_backend(self.settings)
+
+    @cached_property
+    def rewriter(self) -> FollowUpRewriter:
+        if self.settings.llm == "extractive":
+            return FollowUpRewriter()
+        return FollowUpRewriter(self.backend, fallback=self.settings.llm_fallback == "extractive")
+
+    @property
+    def indexer(self) -> Indexer:
+        loader = Loader(max_file_mb=self.settings.max_file_mb)
+        return Indexer(self.embedder, self.store, self.ledger, self.settings.chunk_size, self.settings.chunk_overlap, loader)
+
+    def ingest(self, paths: Iterable[str], on_result: Callable[[FileResult], None] | None = None,
+               prune: bool = False) -> IngestReport:
+        return self.indexer.ingest(paths, on_result, prune=prune)
+
+    def delete(self, doc_id: str) -> None:
+        if not self.indexer.delete(doc_id):
+            raise QAError(f"no stored article has id {doc_id!r}; `qa docs list` shows the ids")
+
+    def search(self, question: str, top_k: int | None = None, as_of: dt.date | None = None,
+               filters: Filters | None = None) -> list[Passage]:
+        return self.retrieve(question, top_k, as_of, filters).passages
+
+    def retrieve(self, question: str, top_k: int | None = None, as_of: dt.date | None = None,
+                 filters: Filters | None = None) -> Retrieval:
+        """Passages with the as-of date, the date range read from the question, and the filters."""
+        return self.retriever.retrieve(_checked(question), top_k, as_of=as_of, filters=filters)
+
+    def ask(
+        self, question: str, top_k: int | None = None, as_of: dt.date | None = None, history: Sequence[Turn] = (),
+        filters: Filters | None = None,
+    ) -> Answer:
+        """`as_of` is the date the question is asked on (default today): "last week" is read from it.
+
+        `history` holds the conversation so far; a follow-up is rewritten to stand alone first.
+        """
+        *_, answer = self.ask_stream(question, top_k, as_of, history, filters)
+        return answer
+
+    def ask_stream(
+        self, question: str, top_k: int | None = None, as_of: dt.date | None = None, history: Sequence[Turn] = (),
+        filters: Filters | None = None,
+    ) -> Iterator[str | Answer]:
+        """Text deltas as the answer is written, then the final Answer, the same one `ask` returns."""
         question = _checked(question)
         began = time.perf_counter()
-        passages = self.retriever.search(question, top_k, as_of=as_of)
+        standalone = self.rewriter.rewrite(question, history)
+        rewritten = time.perf_counter()
+        passages = self.retriever.search(standalone, top_k, as_of=as_of, filters=filters)
         retrieved = time.perf_counter()
-        answer = self.answerer.answer(question, passages)
+        answer = None
+        for item in self.answerer.answer_stream(standalone, passages, as_of):
+            if isinstance(item, Answer):
+                answer = item
+            else:
+                yield item
         done = time.perf_counter()
+        answer.question = question
         answer.timings_ms = {
-            "retrieve": round((retrieved - began) * 1000, 1),
+            "retrieve": round((retrieved - rewritten) * 1000, 1),
             "answer": round((done - retrieved) * 1000, 1),
             "total": round((done - began) * 1000, 1),
         }
-        return answer
+        if standalone != question:
+            answer.standalone_question = standalone
+            answer.timings_ms["rewrite"] = round((rewritten - began) * 1000, 1)
+        yield answer
 
     def documents(self) -> list[dict]:
         return self.ledger.list()

@@ -51,6 +51,54 @@ def cli_env(tmp_path) -> dict:
     return env
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory):
+    """A real `chroma run` server on loopback, for the server-mode tests."""
+    import subprocess
+    import time
+
+    import httpx
+
+    port = free_port()
+    path = tmp_path_factory.mktemp("chroma-server")
+    log = open(path / "server.log", "w")
+    chroma = str(Path(sys.executable).parent / "chroma")
+    process = subprocess.Popen([chroma, "run", "--path", str(path / "db"), "--host", "127.0.0.1", "--port", str(port)],
+                               stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.time() > deadline:
+            process.kill()
+            pytest.fail(f"chroma run did not start: {(path / 'server.log').read_text()[-2000:]}")
+        time.sleep(0.2)
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+    log.close()
+
+
+@pytest.fixture(params=["embedded", "server"])
+def store_mode(request) -> dict:
+    """Settings overrides for each way of storing vectors; the server test starts `chroma run`."""
+    if request.param == "embedded":
+        return {}
+    return {"chroma_url": request.getfixturevalue("chroma_server"), "collection": f"t{abs(hash(request.node.nodeid)) % 10**8}"}
+
+
 def copy_seeds(target: Path) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     for file in SEEDS.iterdir():

@@ -38,4 +38,15 @@ def test_chunk_ids_are_stable(embedder):
     chunker = Chunker(embedder.count_tokens, 120, 20)
     first = [c.id for c in chunker.split(long_article())]
     assert first == [c.id for c in chunker.split(long_article())]
-    assert first[0] == "long::0"
+    assert first[0] == f"long::{long_article().content_hash()[:12]}::0"
+
+
+def test_chunking_does_not_depend_on_answering_first(embedder):
+    """qa/sentences.py tunes its own Punkt copy; the chunker's must stay as it was."""
+    from qa.sentences import sentence_spans
+
+    chunker = Chunker(embedder.count_tokens, 120, 20)
+    [seed] = list(Loader().load([SEEDS]))
+    before = [(c.start, c.end) for c in chunker.split(seed)]
+    sentence_spans("The U.S. and Japan met.")
+    assert [(c.start, c.end) for c in chunker.split(seed)] == before

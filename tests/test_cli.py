@@ -37,7 +37,7 @@ def test_ask_json_acceptance(env):
     assert "[1]" in answer["answer"][at:]
     text = (SEEDS / SEED_ID).read_text(encoding="utf-8").split("\n", 1)[1].strip()
     for citation in answer["citations"]:
-        assert set(citation) == {"n", "doc_id", "title", "source", "published", "url", "chunk_id", "quote", "start", "end", "score"}
+        assert set(citation) == {"n", "doc_id", "title", "source", "published", "url", "chunk_id", "quote", "start", "end", "score", "supported"}
         assert text[citation["start"] : citation["end"]] == citation["quote"]
 
 
@@ -105,3 +105,18 @@ def test_help_does_not_import_torch(env):
     code = "import sys; from qa.cli import app; from qa import service; print('torch' in sys.modules)"
     result = subprocess.run([os.path.join(os.path.dirname(QA_BIN), "python"), "-c", code], capture_output=True, text=True, env=env)
     assert result.stdout.strip() == "False"
+
+
+def test_prune_delete_and_the_per_file_table(cli_env, tmp_path):
+    folder = tmp_path / "news"
+    folder.mkdir()
+    (folder / "a.txt").write_text("Alpha\nThe alpha story is about apples.")
+    (folder / "b.txt").write_text("Beta\nThe beta story is about bananas.")
+    first = qa("ingest", folder, env=cli_env)
+    assert first.returncode == 0 and "a.txt" in first.stdout and "total" in first.stdout
+    (folder / "b.txt").unlink()
+    summary = json.loads(qa("ingest", folder, "--prune", "--json", env=cli_env).stdout)
+    assert (summary["unchanged"], summary["deleted"]) == (1, 1)
+    deleted = qa("docs", "delete", "a.txt", env=cli_env)
+    assert deleted.returncode == 0
+    assert json.loads(qa("docs", "list", "--json", env=cli_env).stdout) == []

@@ -9,8 +9,8 @@ from qa.errors import EmbeddingMismatchError
 from tests.conftest import SEEDS
 
 
-def test_ingesting_twice_leaves_the_same_chunks(make_service):
-    service = make_service()
+def test_ingesting_twice_leaves_the_same_chunks(make_service, store_mode):
+    service = make_service(**store_mode)
     first = service.ingest([SEEDS])
     count = service.store.count()
     assert first.count("added") == 1 and count == first.chunks > 0
@@ -19,12 +19,12 @@ def test_ingesting_twice_leaves_the_same_chunks(make_service):
     assert service.store.count() == count
 
 
-def test_a_changed_article_replaces_all_its_chunks(make_service, tmp_path):
+def test_a_changed_article_replaces_all_its_chunks(make_service, tmp_path, store_mode):
     folder = tmp_path / "articles"
     folder.mkdir()
     long_text = " ".join(f"Paragraph {i} says the harbour has {i} ships." for i in range(200))
     (folder / "a.txt").write_text("Harbour news\n" + long_text, encoding="utf-8")
-    service = make_service()
+    service = make_service(**store_mode)
     assert service.ingest([folder]).count("added") == 1
     long_count = service.store.count()
     (folder / "a.txt").write_text("Harbour news\nThe harbour is closed today.", encoding="utf-8")
@@ -53,10 +53,10 @@ def test_bad_files_fail_alone_and_stored_articles_survive(make_service, tmp_path
     assert {d["id"] for d in service.documents()} == {"000_816be8fe4ddfb075.txt", "j1"}
 
 
-def test_a_different_embedding_model_is_refused_with_advice(make_service):
-    service = make_service("shared")
+def test_a_different_embedding_model_is_refused_with_advice(make_service, store_mode):
+    service = make_service("shared", **store_mode)
     service.ingest([SEEDS])
-    other = ChromaStore(service.settings.data_dir, service.settings.collection, "some-other-model")
+    other = ChromaStore(service.settings.data_dir, service.settings.collection, "some-other-model", service.settings.chroma_url)
     with pytest.raises(EmbeddingMismatchError) as info:
         other.check()
     message = str(info.value)
@@ -68,3 +68,21 @@ def test_collection_records_model_and_dimension(make_service):
     service.ingest([SEEDS])
     metadata = service.store._collection().metadata
     assert metadata["embed_model"] == "all-MiniLM-L6-v2" and metadata["embed_dim"] == 384
+
+
+def test_seed_question_is_answered_from_either_store(make_service, store_mode):
+    service = make_service(**store_mode)
+    service.ingest([SEEDS])
+    answer = service.ask("What did the 2+2 statement say about Taiwan?")
+    assert "peace and stability in the Taiwan Strait" in answer.answer
+    service.delete("000_816be8fe4ddfb075.txt")
+    assert service.store.count() == 0 and service.search("Taiwan") == []
+
+
+def test_an_unreachable_chroma_server_is_a_clear_error(make_service):
+    from qa.errors import BackendUnavailableError
+    from tests.conftest import free_port
+
+    service = make_service(chroma_url=f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(BackendUnavailableError, match="QA_CHROMA_URL"):
+        service.search("anything")

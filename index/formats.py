@@ -1,0 +1,182 @@
+"""Turns one input (bytes of a file, a JSON record, a fetched page) into an Article.
+
+Every function raises ValueError with a message for the user; the loader adds the file/line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import re
+from urllib.parse import urlparse
+
+from index.documents import Article
+
+# JSON field aliases seen in real news dumps, in order of preference.
+ALIASES = {
+    "id": ("id", "doc_id"),
+    "text": ("text", "body", "content"),
+    "published": ("published", "date", "publish_date", "published_at"),
+    "source": ("source", "outlet", "site"),
+    "authors": ("authors", "author"),
+    "title": ("title", "headline"),
+    "url": ("url", "link"),
+}
+MIN_HTML_TEXT = 80
+DATE_FORMATS = ("%B %d, %Y", "%b %d, %Y", "%d %B %Y", "%d %b %Y", "%Y/%m/%d", "%m/%d/%Y", "%Y%m%d")
+
+
+def pick(record: dict, field: str):
+    for name in ALIASES[field]:
+        value = record.get(name)
+        if value not in (None, "", []):
+            return value
+    return None
+
+
+def parse_date(value: object, today: dt.date | None = None) -> tuple[str | None, str | None]:
+    """(ISO date or None, warning or None). Unparseable or future dates become undated."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None, None
+    parsed = _to_date(value)
+    if parsed is None:
+        return None, f"date {value!r} not understood; stored as undated"
+    if parsed > (today or dt.date.today()) + dt.timedelta(days=1):
+        return None, f"date {parsed.isoformat()} is in the future; stored as undated"
+    return parsed.isoformat(), None
+
+
+def _to_date(value: object) -> dt.date | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:  # epoch seconds (or milliseconds)
+            return dt.datetime.fromtimestamp(value / 1000 if value > 1e11 else value, dt.timezone.utc).date()
+        except (OverflowError, OSError, ValueError):
+            return None
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    try:
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).date()
+    except ValueError:
+        pass
+    try:
+        return dt.date.fromisoformat(text[:10])
+    except ValueError:
+        pass
+    try:
+        return email.utils.parsedate_to_datetime(text).date()
+    except (TypeError, ValueError, IndexError):
+        pass
+    for fmt in DATE_FORMATS:
+        try:
+            return dt.datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    return None
+
+
+def days_since_epoch(iso: str | None) -> int | None:
+    return None if not iso else (dt.date.fromisoformat(iso) - dt.date(1970, 1, 1)).days
+
+
+def normalise_source(source: object, url: str | None) -> str | None:
+    """A domain ("cnn.com") when the source is a domain or URL, or when only the url says."""
+    text = str(source).strip() if source else ""
+    if text and re.fullmatch(r"(https?://)?[\w.-]+\.[a-z]{2,}(/.*)?", text, re.I):
+        return _domain(text if "://" in text else f"http://{text}")
+    if url and url.startswith(("http://", "https://")):
+        return _domain(url) or text or None
+    return text or None
+
+
+def _domain(url: str) -> str | None:
+    host = (urlparse(url).hostname or "").lower()
+    return host.removeprefix("www.") or None
+
+
+def article_from_record(record: object, default_id: str, path: str) -> Article:
+    if not isinstance(record, dict):
+        raise ValueError("expected a JSON object with at least a 'text' field")
+    text = pick(record, "text")
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("field 'text' (or 'body'/'content') is missing or empty")
+    authors = pick(record, "authors") or ()
+    authors = (authors,) if isinstance(authors, str) else tuple(str(a) for a in authors if a)
+    published, warning = parse_date(pick(record, "published"))
+    url = str(pick(record, "url")) if pick(record, "url") else None
+    return Article(
+        id=str(pick(record, "id") or default_id),
+        title=str(pick(record, "title") or "").strip(),
+        text=text.strip(),
+        published=published,
+        source=normalise_source(pick(record, "source"), url),
+        url=url,
+        authors=authors,
+        path=path,
+        warnings=(warning,) if warning else (),
+    )
+
+
+def article_from_text(text: str, doc_id: str, path: str) -> Article:
+    """The first non-empty line is the title (a leading markdown # is dropped)."""
+    lines = text.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if line.strip():
+            title = line.strip().lstrip("#").strip()
+            body = "".join(lines[i + 1 :]).strip()
+            break
+    else:
+        raise ValueError("the file is empty; an article needs a title line and a text")
+    if not body:
+        raise ValueError("the file has a title but no text")
+    return Article(id=doc_id, title=title, text=body, path=path)
+
+
+def article_from_html(html: str, doc_id: str, path: str, url: str | None = None) -> Article:
+    """Main text and metadata by trafilatura: boilerplate (menus, footers, ads) is left out."""
+    import trafilatura
+
+    document = trafilatura.bare_extraction(html, url=url, with_metadata=True, include_comments=False)
+    text = (getattr(document, "text", None) or "").strip() if document else ""
+    if len(text) < MIN_HTML_TEXT:  # trafilatura falls back to menus and footers on non-article pages
+        raise ValueError("no article text found in this HTML page")
+    title = (document.title or "").strip()
+    first, _, rest = text.partition("\n")
+    if title and first.strip() == title and rest.strip():
+        text = rest.strip()  # trafilatura repeats the headline as the first line
+    # One paragraph a line in trafilatura's output; blank lines make paragraphs for sentence splitting.
+    text = re.sub(r"\n+", "\n\n", text)
+    published, warning = parse_date(document.date)
+    page_url = document.url or url
+    authors = tuple(a.strip() for a in re.split(r";|\band\b|,", document.author or "") if a.strip())
+    return Article(
+        id=doc_id,
+        title=title or text.split("\n", 1)[0][:120],
+        text=text,
+        published=published,
+        source=normalise_source(document.hostname or document.sitename, page_url),
+        url=page_url,
+        authors=authors,
+        path=path,
+        warnings=(warning,) if warning else (),
+    )
+
+
+def article_from_pdf(data: bytes, doc_id: str, path: str) -> Article:
+    import io
+
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        pages = [(page.extract_text() or "").strip() for page in reader.pages]
+        title = ((reader.metadata or {}).get("/Title") or "").strip()
+    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"not a readable PDF ({exc})") from exc
+    text = "\n\n".join(p for p in pages if p)
+    if not text:
+        raise ValueError("the PDF has no extractable text (a scan? run OCR first)")
+    if not title:
+        return article_from_text(text, doc_id, path)
+    return Article(id=doc_id, title=title, text=text, path=path)

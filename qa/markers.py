@@ -1,0 +1,123 @@
+"""The raw text of an LLM's answer made safe to show and to check.
+
+Markdown images and links that do not point at a source are stripped (a link or image can
+carry data out of the page, or send a reader somewhere no source went). `[n]`, `[1, 2]`,
+`[1-3]` and `[1][2]` markers are normalised to `[1][2]`; markers that point at no passage are
+dropped and counted. `claim_spans` splits the text into sentences and gives each the
+passages it cites.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from qa.sentences import sentence_spans
+
+_URL_TAIL = r"\(\s*<?([^)\s>]*)>?(?:\s+\"[^\"]*\")?\s*\)"
+IMAGE = re.compile(r"!\[([^\]]*)\]" + _URL_TAIL)
+LINK = re.compile(r"\[([^\]]*)\]" + _URL_TAIL)
+AUTOLINK = re.compile(r"<((?:https?|ftp|mailto):[^>\s]+)>", re.I)
+HTML_IMAGE = re.compile(r"<img\b[^>]*>", re.I)
+# A group such as [3], [1, 2] or [1-3]; not a markdown link's label (those are handled first).
+MARKER_GROUP = re.compile(r"([ \t]*)\[\s*(\d+(?:\s*[-–,;]\s*\d+)*)\s*\](?!\()")
+MARKER_RUN = re.compile(r"(?:\s*\[\d+\])+")  # used with .match, so anchored
+# A hostile or confused model could write "[1-100000]"; nothing cites that many passages.
+MAX_RANGE = 50
+
+
+@dataclass(frozen=True)
+class ClaimSpan:
+    start: int  # text[start:end] is the sentence with its markers
+    end: int
+    numbers: tuple[int, ...]  # passages it cites, in order, without repeats
+
+    def bare(self, text: str) -> str:
+        """The sentence without its markers: what is checked against the passages."""
+        return re.sub(r"\s*\[\d+\]", "", text[self.start : self.end]).strip()
+
+
+def strip_links(text: str, allowed_urls: set[str]) -> tuple[str, int]:
+    """Drop images and links whose address is not one of `allowed_urls`; a link keeps its words."""
+    stripped = 0
+
+    def image(match: re.Match) -> str:
+        nonlocal stripped
+        if match.group(2) in allowed_urls:
+            return match.group(0)
+        stripped += 1
+        return ""
+
+    def link(match: re.Match) -> str:
+        nonlocal stripped
+        if match.group(2) in allowed_urls:
+            return match.group(0)
+        stripped += 1
+        label = match.group(1)
+        return f"[{label}]" if label.strip().isdigit() else label  # "[2](http://…)" stays a citation
+
+    def autolink(match: re.Match) -> str:
+        nonlocal stripped
+        if match.group(1) in allowed_urls:
+            return match.group(0)
+        stripped += 1
+        return ""
+
+    text = IMAGE.sub(image, text)
+    text, images = HTML_IMAGE.subn("", text)
+    text = LINK.sub(link, text)
+    text = AUTOLINK.sub(autolink, text)
+    if stripped or images:
+        text = re.sub(r"[ \t]{2,}", " ", text)
+    return text, stripped + images
+
+
+def clean_markers(text: str, passage_count: int) -> tuple[str, int]:
+    """Normalise every marker group to `[a][b]`; drop numbers outside 1..passage_count, counted."""
+    removed = 0
+
+    def group(match: re.Match) -> str:
+        nonlocal removed
+        numbers = _numbers(match.group(2))
+        valid = [n for n in numbers if 1 <= n <= passage_count]
+        removed += len(numbers) - len(valid)
+        if not valid:
+            return ""  # with the space before it, so "claim [9]." becomes "claim."
+        return match.group(1) + "".join(f"[{n}]" for n in dict.fromkeys(valid))
+
+    text = MARKER_GROUP.sub(group, text)
+    return re.sub(r"(\[\d+\])\1+", r"\1", text), removed  # "[2][2]" is one citation
+
+
+def claim_spans(text: str) -> list[ClaimSpan]:
+    """Sentences and the passages each cites.
+
+    Sentence splitting puts markers written after the full stop ("Claim.[1] Next") at the
+    start of the next sentence; they belong to the one before.
+    """
+    spans: list[list] = []
+    for start, end in sentence_spans(text):
+        lead = MARKER_RUN.match(text, start, end)
+        if lead and spans:
+            spans[-1][1] = lead.end()
+            start = lead.end()
+            while start < end and text[start].isspace():
+                start += 1
+        if start < end:
+            spans.append([start, end])
+    return [ClaimSpan(start, end, _cited(text[start:end])) for start, end in spans]
+
+
+def _cited(sentence: str) -> tuple[int, ...]:
+    return tuple(dict.fromkeys(int(n) for n in re.findall(r"\[(\d+)\]", sentence)))
+
+
+def _numbers(group: str) -> list[int]:
+    numbers = []
+    for part in re.split(r"\s*[,;]\s*", group.strip()):
+        bounds = [int(b) for b in re.split(r"\s*[-–]\s*", part)]
+        if len(bounds) == 2 and 0 <= bounds[1] - bounds[0] < MAX_RANGE:
+            numbers.extend(range(bounds[0], bounds[1] + 1))
+        else:
+            numbers.extend(bounds)
+    return numbers

@@ -1,0 +1,114 @@
+"""Updates, deletes, prune, near-duplicates and interrupted writes, against a real Chroma."""
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from index.documents import Article
+from index.pipeline import WriteLock
+from qa.errors import QAError, StoreError
+
+
+def write_article(folder, name, title, text):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(f"{title}\n{text}", encoding="utf-8")
+
+
+def consistent(service) -> bool:
+    """Store and ledger agree: every stored chunk is live and every live chunk is stored."""
+    return service.store.ids() == service.ledger.all_chunk_ids()
+
+
+WIRE = ("The central bank raised interest rates by half a percentage point on Wednesday, its largest increase in "
+        "two decades, as policymakers tried to cool inflation running at a forty-year high. The decision was "
+        "unanimous, and officials signalled that further increases were likely at the next two meetings. Markets "
+        "rose after the announcement, with investors relieved that the bank had not moved more aggressively.")
+
+
+def test_syndicated_copies_are_recorded_and_collapsed(make_service, tmp_path):
+    rows = [
+        {"id": "wire-a", "title": "Bank raises rates", "text": WIRE, "source": "apnews.com", "published": "2022-05-04"},
+        {"id": "wire-b", "title": "Central bank lifts rates", "text": WIRE + " Reporting by staff.", "source": "example.com", "published": "2022-05-04"},
+        {"id": "other", "title": "Zoo news", "text": "A baby giraffe was born at the city zoo on Tuesday, keepers said.", "published": "2022-05-05"},
+    ]
+    (tmp_path / "feed.jsonl").write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    service = make_service()
+    report = service.ingest([tmp_path / "feed.jsonl"])
+    assert [r.duplicate_of for r in report.results] == [None, "wire-a", None]
+    assert service.document("wire-b")["duplicate_of"] == "wire-a"
+    doc_ids = [p.doc_id for p in service.search("How much did the central bank raise rates?", top_k=5)]
+    assert len({"wire-a", "wire-b"} & set(doc_ids)) == 1 and "other" in doc_ids  # one copy stands for both
+    service.delete("wire-a")  # the copy takes over as the canonical article
+    assert service.document("wire-b")["duplicate_of"] is None
+    assert "wire-b" in [p.doc_id for p in service.search("How much did the central bank raise rates?", top_k=5)]
+
+
+def test_delete_and_prune(make_service, tmp_path):
+    folder = tmp_path / "news"
+    write_article(folder, "a.txt", "Alpha", "The alpha story is about apples.")
+    write_article(folder, "b.txt", "Beta", "The beta story is about bananas.")
+    write_article(folder, "c.txt", "Gamma", "The gamma story is about grapes.")
+    service = make_service()
+    service.ingest([folder])
+    service.delete("a.txt")
+    assert {d["id"] for d in service.documents()} == {"b.txt", "c.txt"} and consistent(service)
+    with pytest.raises(QAError, match="no stored article"):
+        service.delete("a.txt")
+    (folder / "c.txt").unlink()
+    report = service.ingest([folder], prune=True)
+    # a.txt's file is still there, so the sync adds it back; c.txt's is gone, so it goes
+    assert (report.count("added"), report.count("unchanged"), report.count("deleted")) == (1, 1, 1)
+    assert {d["id"] for d in service.documents()} == {"a.txt", "b.txt"} and consistent(service)
+    assert "c.txt" not in {p.doc_id for p in service.search("grapes", top_k=5)}
+
+
+def test_only_one_version_counts_at_every_step_of_a_replacement(make_service, embedder):
+    """Replay the replacement step by step, as a crash could stop it anywhere."""
+    service = make_service()
+    old = Article("doc", "Port", "The port is open and ships are sailing today.", root="r")
+    new = Article("doc", "Port", "The port is closed because of the storm.", root="r")
+    indexer = service.indexer
+    indexer._flush([old], _no_duplicates())
+    chunks = indexer.chunker.split(new)
+    vectors = embedder.embed_documents([c.embedding_text() for c in chunks])
+
+    def visible():
+        return {p.text for p in service.search("Is the port open?", top_k=5)}
+
+    service.ledger.mark_pending([c.id for c in chunks])
+    service.store.add(chunks, vectors)  # crash here: the new chunks exist but do not count yet
+    assert visible() == {old.text}
+    service.ledger.record(new, chunks)  # the switch
+    assert visible() == {new.text}  # the old chunks are still stored but no longer count
+    assert not consistent(service)
+    assert indexer.sweep() >= 1  # what the next writer does first
+    assert visible() == {new.text} and consistent(service)
+
+
+def test_a_second_writer_fails_fast_and_readers_keep_working(make_service, tmp_path):
+    service = make_service()
+    write_article(tmp_path / "n", "a.txt", "Alpha", "The alpha story is about apples.")
+    service.ingest([tmp_path / "n"])
+    script = (
+        "import sys, time; from index.pipeline import WriteLock; from qa.errors import StoreError\n"
+        f"began = time.time()\ntry:\n    WriteLock({str(service.settings.data_dir)!r}).__enter__()\n"
+        "except StoreError as exc:\n    print(round(time.time() - began, 2), exc); sys.exit(3)\n"
+    )
+    with WriteLock(service.settings.data_dir):
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+        assert service.search("apples", top_k=1)[0].doc_id == "a.txt"  # reading is not blocked
+    assert result.returncode == 3
+    seconds, message = result.stdout.split(" ", 1)
+    assert float(seconds) < 5 and "another qa process" in message and "wait" in message
+    with pytest.raises(StoreError):
+        with WriteLock(service.settings.data_dir):
+            service.ingest([tmp_path / "n"])
+
+
+def _no_duplicates():
+    from index.dedup import NearDuplicates
+
+    return NearDuplicates([], {})

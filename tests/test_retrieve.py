@@ -1,0 +1,125 @@
+"""Hybrid retrieval on a small real corpus: fusion, filters, dates, diversity, persistence."""
+
+import datetime as dt
+import json
+
+import pytest
+
+from index.keyword import KeywordIndex
+from qa.dates import DateRange
+from qa.retrieve import Filters, date_boost
+
+ARTICLES = [
+    {"id": "flood-new", "title": "River floods the old town", "published": "2022-06-14", "source": "cnn.com",
+     "text": "The river burst its banks on Tuesday and flooded the old town. Hundreds of residents were moved to shelters."},
+    {"id": "flood-old", "title": "River floods the harbour district", "published": "2021-03-02", "source": "usatoday.com",
+     "text": "The river rose overnight and flooded the harbour district. Dozens of families spent the night in the school gym."},
+    {"id": "chip", "title": "Chipmaker opens plant", "published": "2022-06-10", "source": "cnn.com",
+     "text": "The Zyxorin semiconductor plant opened near the airport, bringing two thousand jobs to the valley."},
+    {"id": "budget", "title": "Council passes budget", "published": "2022-06-01", "source": "theweek.com",
+     "text": "The city council approved next year's spending plan after a long night of debate about parks and buses."},
+    {"id": "undated", "title": "Museum reopens", "text": "The history museum reopened its doors after a two-year renovation."},
+]
+LONG = {"id": "long", "title": "Marathon report", "published": "2022-06-12", "source": "cnn.com",
+        "text": "\n\n".join(f"Runner {i} finished the city marathon in the rain, and runner {i} thanked the crowd along the river." for i in range(80))}
+AS_OF = dt.date(2022, 6, 16)
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory, embedder):
+    from qa.service import QAService
+    from qa.settings import Settings
+
+    folder = tmp_path_factory.mktemp("retrieve")
+    (folder / "news.jsonl").write_text("\n".join(json.dumps(a) for a in ARTICLES + [LONG]), encoding="utf-8")
+    service = QAService(Settings(data_dir=folder / "data"), embedder=embedder)
+    service.ingest([folder / "news.jsonl"])
+    return service
+
+
+def doc_ids(passages):
+    return list(dict.fromkeys(p.doc_id for p in passages))
+
+
+def test_a_rare_keyword_is_found_and_every_result_says_why(service):
+    [first, *_] = service.search("Zyxorin", top_k=3, as_of=AS_OF)
+    assert first.doc_id == "chip"
+    assert first.why["keyword_rank"] == 1 and "fused" in first.why and "date_boost" in first.why
+    assert first.text == service.document("chip")["text"][first.start : first.end]
+
+
+def test_a_paraphrase_is_found_by_meaning(service):
+    passages = service.search("Which factory will create employment?", top_k=3, as_of=AS_OF)
+    assert passages[0].doc_id == "chip" and "dense_rank" in passages[0].why
+
+
+def test_filters_restrict_dense_and_keyword_alike(service):
+    since = service.search("river flooded town", top_k=10, as_of=AS_OF, filters=Filters(since=dt.date(2022, 1, 1)))
+    assert "flood-old" not in doc_ids(since) and "undated" not in doc_ids(since) and "flood-new" in doc_ids(since)
+    until = service.search("river flooded town", top_k=10, as_of=AS_OF, filters=Filters(until=dt.date(2021, 12, 31)))
+    assert doc_ids(until) == ["flood-old"]
+    source = service.search("river", top_k=10, as_of=AS_OF, filters=Filters(sources=("usatoday.com",)))
+    assert doc_ids(source) == ["flood-old"]
+    chosen = service.search("river", top_k=10, as_of=AS_OF, filters=Filters(doc_ids=("budget", "undated")))
+    assert set(doc_ids(chosen)) <= {"budget", "undated"}
+
+
+def test_an_explicit_month_in_the_question_filters(service):
+    retrieval = service.retrieve("Which river flooded in March 2021?", top_k=5, as_of=AS_OF)
+    assert retrieval.date_range.mode == "filter" and retrieval.filters.since == dt.date(2021, 3, 1)
+    assert doc_ids(retrieval.passages) == ["flood-old"]
+
+
+def test_recent_articles_win_for_present_tense_questions(service):
+    recent = service.retrieve("Which river flooded recently?", top_k=5, as_of=AS_OF)
+    assert recent.date_range.mode == "prefer"
+    assert doc_ids(recent.passages)[0] == "flood-new"
+    # as of 2021, the 2022 flood is in the future: it must not win
+    past = service.search("Which river flooded recently?", top_k=5, as_of=dt.date(2021, 3, 10))
+    assert doc_ids(past)[0] == "flood-old"
+
+
+def test_date_boost_rules():
+    in_range = DateRange(dt.date(2022, 6, 9), AS_OF, "last week", "prefer")
+    assert date_boost("2022-06-12", AS_OF, in_range) > date_boost("2022-05-01", AS_OF, in_range) == 0
+    assert date_boost("2022-06-15", AS_OF, None) > date_boost("2022-06-01", AS_OF, None) > 0
+    assert date_boost("2022-06-20", AS_OF, None) < 0 and date_boost("", AS_OF, None) == 0
+
+
+def test_one_long_article_cannot_fill_the_list(service):
+    passages = service.search("runner finished the marathon by the river", top_k=6, as_of=AS_OF)
+    assert sum(p.doc_id == "long" for p in passages) == 2  # max_passages_per_article
+    assert len(passages) == 6
+
+
+def test_keyword_index_survives_restart_and_follows_deletes(tmp_path, embedder, monkeypatch):
+    from chromadb.api.client import SharedSystemClient
+
+    from qa.service import QAService
+    from qa.settings import Settings
+
+    (tmp_path / "a.txt").write_text("Alpha\nThe Quorvex treaty was signed in Geneva.", encoding="utf-8")
+    (tmp_path / "b.txt").write_text("Beta\nThe Quorvex treaty was rejected by parliament.", encoding="utf-8")
+    settings = Settings(data_dir=tmp_path / "data")
+    service = QAService(settings, embedder=embedder)
+    service.ingest([tmp_path / "a.txt", tmp_path / "b.txt"])
+    keywords = KeywordIndex(settings.data_dir)
+    assert keywords.persisted_generation() == service.ledger.generation()
+    service.delete("a.txt")
+    assert keywords.persisted_generation() == service.ledger.generation()
+
+    SharedSystemClient.clear_system_cache()
+    restarted = QAService(settings, embedder=embedder)
+    hits = restarted.retriever.keywords.search("Quorvex", 5, restarted.ledger)
+    assert [chunk_id.split("::")[0] for chunk_id, _ in hits] == ["b.txt"]
+
+    # a writer killed before rebuilding leaves the index one generation behind: readers rebuild in memory
+    (tmp_path / "c.txt").write_text("Gamma\nThe Quorvex treaty returns to parliament.", encoding="utf-8")
+    from index.pipeline import Indexer
+
+    monkeypatch.setattr(Indexer, "_sync_keywords", lambda self: None)
+    restarted.ingest([tmp_path / "c.txt"])
+    assert keywords.persisted_generation() != restarted.ledger.generation()
+    fresh = QAService(settings, embedder=embedder)
+    found = {chunk_id.split("::")[0] for chunk_id, _ in fresh.retriever.keywords.search("Quorvex", 5, fresh.ledger)}
+    assert found == {"b.txt", "c.txt"}
