@@ -25,7 +25,7 @@ def resolve_model(name: str) -> str:
 
 
 class Embedder:
-    def __init__(self, model_name: str, batch_size: int = 64):
+    def __init__(self, model_name: str, batch_size: int = 32):
         self.model_name = model_name
         self.batch_size = batch_size
 

@@ -262,7 +262,7 @@ def serve(
     host: Annotated[Optional[str], typer.Option(help="Address to bind (default QA_HOST, 127.0.0.1).")] = None,
     port: Annotated[Optional[int], typer.Option(help="Port (default QA_PORT, 7860).")] = None,
 ):
-    """Serve the browser UI."""
+    """Serve the browser UI, the JSON API (/api) and the OpenAI-compatible /v1."""
     from ui.app import launch  # noqa: E402
 
     settings = Settings()

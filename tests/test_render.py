@@ -22,3 +22,38 @@ def test_article_html_is_escaped_and_quote_highlighted():
 def test_citation_span_points_into_the_article():
     citation = hostile_answer().citations[0]
     assert (citation.start, citation.end) == (100 + 32, 100 + 42)
+
+
+def test_unsupported_sentences_and_warnings_are_flagged_escaped():
+    from qa.citations import AnswerSentence
+
+    answer = hostile_answer()
+    answer.answer = "the claim. [1] <b>Made up.</b>"
+    made_up = answer.answer.index("<b>")
+    answer.sentences = [AnswerSentence("the claim. [1]", 0, 14, [1], True),
+                        AnswerSentence("<b>Made up.</b>", made_up, len(answer.answer), [], False, "no citation")]
+    answer.warnings = ["fell back to <the extractive answerer>"]
+    shown = answer_html(answer, turn=2)
+    assert '<a class="cite-chip" href="#cite-2-1">[1]</a>' in shown
+    assert '<span class="unsupported" title="no citation">&lt;b&gt;Made up.&lt;/b&gt;' in shown and "<b>" not in shown
+    assert "&lt;the extractive answerer&gt;" in shown
+
+
+def test_the_conversation_and_sources_panel_keep_every_turn():
+    from ui.render import Exchange, conversation_html, sources_panel_html
+
+    answer = hostile_answer()
+    exchanges = [Exchange("first <q>", answer, "2022-06-20"), Exchange("second", answer, "2022-06-21")]
+    chat = conversation_html(exchanges, pending=("third", "partial <i>"))
+    assert 'id="turn-1"' in chat and 'id="turn-2"' in chat and "first &lt;q&gt;" in chat and "as of 2022-06-21" in chat
+    assert '<div class="turn streaming">' in chat and "partial &lt;i&gt;" in chat
+    panel = sources_panel_html(exchanges)
+    assert panel.index('id="cite-2-1"') < panel.index('id="cite-1-1"') and panel.count("<details open>") == 1
+
+
+def test_an_article_is_shown_escaped():
+    from ui.render import document_html
+
+    shown = document_html({"id": "d1", "title": "<script>x</script>", "text": "a <b>\nsecond", "url": "javascript:alert(1)", "chunks": 1})
+    assert "<script>" not in shown and "&lt;script&gt;" in shown and "javascript:" not in shown
+    assert "<p>a &lt;b&gt;</p><p>second</p>" in shown

@@ -1,0 +1,208 @@
+"""The JSON API under /api: ask (JSON, or server-sent events), search, ingest, documents, health.
+
+Every handler calls the one QAService the UI uses. Errors are JSON (`{"error": ...}`), mapped
+from the QAError tree by ui/server.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field, field_validator
+
+from index.pipeline import FileResult
+from qa.citations import Answer, Passage
+from qa.conversation import Turn
+from qa.errors import QAError
+from qa.retrieve import Filters
+from qa.service import MAX_QUESTION_CHARS
+from qa.settings import Settings
+
+Backend = Settings.model_fields["llm"].annotation  # the QA_LLM choices: extractive, openai, …
+COPY_BLOCK = 1024 * 1024
+
+
+class FiltersIn(BaseModel):
+    since: dt.date | None = Field(None, description="Only articles published on or after this day.")
+    until: dt.date | None = Field(None, description="Only articles published on or before this day.")
+    sources: list[str] = Field([], description="Only these outlets (domains, e.g. cnn.com).")
+    doc_ids: list[str] = Field([], description="Only these articles.")
+
+    def to_filters(self) -> Filters:
+        return Filters(self.since, self.until, tuple(self.sources), tuple(self.doc_ids))
+
+
+class SearchRequest(BaseModel):
+    question: str = Field(description="The question, as a user would type it.", examples=["What did the 2+2 statement say about Taiwan?"])
+    top_k: int | None = Field(None, ge=1, le=100, description="Passages to retrieve (default QA_TOP_K).")
+    as_of: dt.date | None = Field(None, description="The day the question is asked on (default today): 'last week' is read from it.")
+    filters: FiltersIn | None = None
+
+    @field_validator("question")
+    @classmethod
+    def _not_empty(cls, question: str) -> str:
+        if not question.strip():
+            raise ValueError("the question is empty; type a question")
+        if len(question) > MAX_QUESTION_CHARS:
+            raise ValueError(f"the question is {len(question)} characters long; keep it under {MAX_QUESTION_CHARS}")
+        return question
+
+
+class TurnIn(BaseModel):
+    question: str
+    answer: str
+
+
+class AskRequest(SearchRequest):
+    history: list[TurnIn] = Field([], description="Earlier questions and answers of this conversation, oldest first.")
+    backend: Backend | None = Field(None, description="Answer backend for this question (default QA_LLM).")
+    stream: bool = Field(False, description="Server-sent events: `delta` {text} events, then one `answer` event.")
+
+
+class SearchResponse(BaseModel):
+    question: str
+    as_of: str
+    date_range: dict | None
+    filters: dict
+    passages: list[Passage]
+
+
+class DocumentSummary(BaseModel):
+    id: str
+    title: str | None = None
+    source: str | None = None
+    published: str | None = None
+    url: str | None = None
+    authors: list[str] = []
+    chunks: int
+    duplicate_of: str | None = None
+    updated_at: float | None = Field(None, description="When it was last stored, in seconds since 1970.")
+
+
+class Document(DocumentSummary):
+    text: str
+
+
+class IngestResponse(BaseModel):
+    added: int
+    updated: int
+    unchanged: int
+    failed: int
+    deleted: int
+    chunks: int
+    results: list[FileResult]
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+    articles: int
+    chunks: int
+    embed_model: str
+    backend: str
+    llm_model: str | None
+    data_dir: str
+    store: str
+
+
+def sse(event: str, data: dict) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def router(service, gate, authorized) -> APIRouter:
+    """`gate` bounds concurrent work (a semaphore); `authorized` is the token check (a dependency)."""
+    api = APIRouter(prefix="/api")
+    secured = APIRouter(dependencies=[Depends(authorized)])
+
+    @api.get("/health", response_model=Health, summary="Liveness and the corpus size (no token needed)")
+    def health():
+        return Health(**service.status())
+
+    @secured.post("/ask", response_model=Answer, summary="Answer a question with citations",
+                  responses={200: {"content": {"text/event-stream": {}}, "description": "With `stream: true`: events."}})
+    def ask(request: AskRequest):
+        answering = service.with_llm(request.backend or service.settings.llm)
+        history = [Turn(t.question, t.answer) for t in request.history]
+        filters = request.filters.to_filters() if request.filters else None
+        args = (request.question, request.top_k, request.as_of, history)
+        if not request.stream:
+            with gate:
+                return answering.ask(*args, filters=filters)
+
+        def events() -> Iterator[str]:
+            with gate:
+                try:
+                    for item in answering.ask_stream(*args, filters=filters):
+                        yield sse("answer", item.to_dict()) if isinstance(item, Answer) else sse("delta", {"text": item})
+                except QAError as exc:  # after the 200 is sent, an error can only be an event
+                    yield sse("error", {"error": str(exc), "type": type(exc).__name__})
+
+        return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    @secured.post("/search", response_model=SearchResponse, summary="Retrieval only: the passages, best first")
+    def search(request: SearchRequest):
+        filters = request.filters.to_filters() if request.filters else None
+        with gate:
+            return service.retrieve(request.question, request.top_k, request.as_of, filters).to_dict()
+
+    @secured.post("/ingest", response_model=IngestResponse, summary="Ingest uploaded files and/or URLs")
+    def ingest(files: list[UploadFile] = File([], description="txt, md, html, pdf, json, jsonl, jsonl.gz"),
+               urls: list[str] = Form([], description="http(s) URLs of articles")):
+        bad = [u for u in urls if not u.startswith(("http://", "https://"))]
+        if bad:
+            raise HTTPException(400, f"not an http(s) URL: {bad[0]}")
+        if not files and not urls:
+            raise HTTPException(400, "send files (multipart field `files`) or URLs (field `urls`)")
+        folder = Path(tempfile.mkdtemp(prefix="qa-upload-"))
+        try:
+            paths = [_saved(upload, folder, service.settings.max_file_mb) for upload in files]
+            with gate:
+                report = service.ingest([*map(str, paths), *urls])
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        for result in report.results:  # the client's file name, not where it was kept meanwhile
+            if result.source.startswith(str(folder)):
+                result.source = Path(result.source).name
+        return report.to_dict()
+
+    @secured.get("/documents", response_model=list[DocumentSummary], summary="The stored articles")
+    def documents():
+        return service.documents()
+
+    @secured.get("/documents/{doc_id:path}", response_model=Document, summary="One article with its full text")
+    def document(doc_id: str):
+        return service.document(doc_id)
+
+    @secured.delete("/documents/{doc_id:path}", summary="Delete an article and all its chunks")
+    def delete(doc_id: str) -> dict:
+        with gate:
+            service.delete(doc_id)
+        return {"deleted": doc_id}
+
+    api.include_router(secured)
+    return api
+
+
+def _saved(upload: UploadFile, folder: Path, max_file_mb: float) -> Path:
+    """Copies an upload under its own name (the article's id), refusing one over QA_MAX_FILE_MB."""
+    name = Path(upload.filename or "").name
+    if name in ("", ".", ".."):
+        raise HTTPException(400, "every uploaded file needs a file name")
+    target = folder / name
+    if target.exists():
+        raise HTTPException(400, f"two uploaded files are named {name}")
+    limit, written = int(max_file_mb * 1024 * 1024), 0
+    with target.open("wb") as out:
+        while block := upload.file.read(COPY_BLOCK):
+            written += len(block)
+            if written > limit:
+                raise HTTPException(413, f"{name} is over {max_file_mb:g} MB (QA_MAX_FILE_MB)")
+            out.write(block)
+    return target

@@ -1,0 +1,137 @@
+"""One process serves the UI and the API: FastAPI with /api and /v1, and Gradio mounted at /.
+
+The model loads once and one QAService answers both. Safety: loopback unless --host says
+otherwise, optional login (QA_AUTH) and API token (QA_API_TOKEN), an upload size limit, a
+queue with a concurrency limit, no share links, and Gradio serves only its own cache.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import logging
+import os
+import secrets
+import sys
+import threading
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from qa.errors import BackendUnavailableError, ConfigError, NotFoundError, QAError, StoreError
+from qa.settings import Settings
+
+STATUS = ((NotFoundError, 404), (StoreError, 409), (BackendUnavailableError, 503), (QAError, 400))
+QUEUE_SIZE = 64  # questions waiting in the UI's queue before new ones are turned away
+log = logging.getLogger("qa.server")
+
+
+def ui_login(settings: Settings) -> tuple[str, str] | None:
+    value = settings.auth.get_secret_value()
+    if not value:
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise ConfigError("QA_AUTH must be user:password")
+    return user, password
+
+
+def token_check(settings: Settings):
+    """A dependency: a bearer QA_API_TOKEN, or QA_AUTH's user:password as basic auth; open when neither is set."""
+    token, login = settings.api_token.get_secret_value(), ui_login(settings)
+
+    def authorized(request: Request) -> None:
+        if not token and not login:
+            return
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        if token and scheme.lower() == "bearer" and secrets.compare_digest(value.strip().encode(), token.encode()):
+            return
+        if login and scheme.lower() == "basic":
+            try:
+                user, _, password = base64.b64decode(value.strip()).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                user = password = ""
+            if secrets.compare_digest(f"{user}:{password}".encode(), ":".join(login).encode()):
+                return
+        raise HTTPException(401, "missing or wrong credentials: send `Authorization: Bearer <QA_API_TOKEN>`",
+                            headers={"WWW-Authenticate": "Bearer"})
+
+    return authorized
+
+
+def _error(request: Request, status: int, message: str, kind: str) -> JSONResponse:
+    if request.url.path.startswith("/v1"):  # the shape OpenAI clients read
+        return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status)
+    return JSONResponse({"error": message, "type": kind}, status)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(QAError)
+    async def qa_error(request: Request, exc: QAError):
+        status = next(code for kind, code in STATUS if isinstance(exc, kind))
+        return _error(request, status, str(exc), type(exc).__name__)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        response = _error(request, exc.status_code, str(exc.detail), "HTTPError")
+        response.headers.update(exc.headers or {})
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        parts = [f"{'.'.join(map(str, e['loc'][1:])) or 'body'}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()]
+        return _error(request, 422, "; ".join(parts), "ValidationError")
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        log.exception("unexpected error on %s", request.url.path)  # the traceback goes to the log, never the client
+        return _error(request, 500, f"internal error ({type(exc).__name__}); the server log has the details", "InternalError")
+
+
+def create_app(service, settings: Settings) -> FastAPI:
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    import gradio as gr
+
+    from ui import api, openai_api
+    from ui.app import CSS, HEAD, build
+
+    app = FastAPI(title="News QA", version="0.1.0", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json",
+                  description="Answers from the stored news articles, with citations. The browser UI is at /.")
+    install_error_handlers(app)
+    gate = threading.BoundedSemaphore(settings.concurrency)  # API work at once; the UI's queue has its own limit
+    authorized = token_check(settings)
+    app.include_router(api.router(service, gate, authorized))
+    app.include_router(openai_api.router(service, gate, authorized))
+    demo = build(service).queue(default_concurrency_limit=settings.concurrency, max_size=QUEUE_SIZE)
+    return gr.mount_gradio_app(
+        app, demo, path="/", auth=ui_login(settings), css=CSS, head=HEAD, show_error=True,
+        max_file_size=int(settings.max_file_mb * 1024 * 1024), footer_links=["api", "settings"], run_history=False,
+        ssr_mode=False, mcp_server=False, allowed_paths=None,  # only Gradio's own cache is served
+    )
+
+
+def serve(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    from qa.service import QAService
+
+    service = QAService(settings)
+    service.store.check()
+    service.embedder.model  # load now, so the first question does not wait for it
+    service.retriever  # built once, then shared by every backend's service (QAService.with_llm)
+    app = create_app(service, settings)
+    if not _loopback(host) and not (settings.auth.get_secret_value() and settings.api_token.get_secret_value()):
+        print(f"warning: serving on {host} without both QA_AUTH and QA_API_TOKEN; anyone who can reach it can use it",
+              file=sys.stderr)
+    print(f"News QA on http://{host}:{port}/  (API docs: /api/docs, OpenAI-compatible: /v1)", file=sys.stderr, flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
