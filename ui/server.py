@@ -98,8 +98,12 @@ def create_app(service, settings: Settings) -> FastAPI:
     from ui import api, openai_api
     from ui.app import CSS, HEAD, build
 
-    app = FastAPI(title="News QA", version="0.1.0", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json",
-                  description="Answers from the stored news articles, with citations. The browser UI is at /.")
+    from fastapi_offline import FastAPIOffline
+
+    # Swagger UI's JS and CSS are served from the package, not a CDN: /api/docs works offline.
+    app = FastAPIOffline(title="News QA", version="0.1.0", docs_url="/api/docs", redoc_url=None,
+                         openapi_url="/api/openapi.json", static_url="/api/static-docs",
+                         description="Answers from the stored news articles, with citations. The browser UI is at /.")
     install_error_handlers(app)
     gate = threading.BoundedSemaphore(settings.concurrency)  # API work at once; the UI's queue has its own limit
     authorized = token_check(settings)
