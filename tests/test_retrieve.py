@@ -81,8 +81,11 @@ def test_recent_articles_win_for_present_tense_questions(service):
 
 def test_date_boost_rules():
     in_range = DateRange(dt.date(2022, 6, 9), AS_OF, "last week", "prefer")
-    assert date_boost("2022-06-12", AS_OF, in_range) > date_boost("2022-05-01", AS_OF, in_range) == 0
-    assert date_boost("2022-06-15", AS_OF, None) > date_boost("2022-06-01", AS_OF, None) > 0
+    # in the named range: a full boost; outside it only the small tie-break for newer articles
+    assert date_boost("2022-06-12", AS_OF, in_range) > 0.02 > date_boost("2022-05-01", AS_OF, in_range) > 0
+    # no range named: the week before the as-of date is favoured, and newer wins near-ties
+    assert date_boost("2022-06-15", AS_OF, None) > date_boost("2022-06-10", AS_OF, None) > 0.02
+    assert 0.02 > date_boost("2022-06-01", AS_OF, None) > date_boost("2022-01-01", AS_OF, None) > 0
     assert date_boost("2022-06-20", AS_OF, None) < 0 and date_boost("", AS_OF, None) == 0
 
 
