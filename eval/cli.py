@@ -82,11 +82,12 @@ def run_set(
     from eval import export as exporter
     from eval.report import write_run
     from eval.runner import run
-    from eval.runs import new_run_dir, run_config
+    from eval.runs import new_run_dir, run_config, source_version
     from eval.sets import load_set
     from eval.summary import summarize
     from qa.service import QAService
 
+    version = source_version()
     items = load_set(set_path, split)
     settings = settings_for(backend)
     _check_thresholds(fail_under or [], fail_over or [])  # a typo should fail before the long run
@@ -94,7 +95,7 @@ def run_set(
     if corpus:
         _ingest(service, corpus)
     results = _run_with_progress(run, service, items)
-    summary = {"config": run_config(service, set_path, split, corpus, results), **summarize(results)}
+    summary = {"config": run_config(service, set_path, split, corpus, results, version), **summarize(results)}
     run_dir = out_dir or new_run_dir(settings.data_dir)
     write_run(run_dir, summary, results)
     if export:

@@ -29,7 +29,14 @@ def new_run_dir(data_dir: Path) -> Path:
     return target
 
 
-def run_config(service, set_path: Path, split: str | None, corpus: str | None, results: list[QuestionResult]) -> dict:
+def source_version() -> dict:
+    """The git commit, and whether tracked files differ from it. Take it before the run: the
+    code in memory is what was on disk when the process started, whatever is committed later."""
+    return {"git_commit": _git("rev-parse", "HEAD"), "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no"))}
+
+
+def run_config(service, set_path: Path, split: str | None, corpus: str | None, results: list[QuestionResult],
+               version: dict | None = None) -> dict:
     settings = service.settings
     public = {k: v for k, v in settings.model_dump(mode="json").items() if not any(w in k for w in SECRET_WORDS)}
     records = service.documents()
@@ -45,8 +52,7 @@ def run_config(service, set_path: Path, split: str | None, corpus: str | None, r
         "backend": getattr(settings, "llm", "extractive"),
         "answer_backends": sorted({r.backend for r in results}),
         "settings": public,
-        "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        **(version or source_version()),
     }
 
 

@@ -83,10 +83,12 @@ def test_metric_ceiling(overall, name):
 
 def test_the_run_is_saved_with_its_configuration(seeded, results, tmp_path):
     rows = list(results.values())
-    summary = {"config": run_config(seeded, ROOT / "eval" / "seed.jsonl", None, "seeds", rows), **summarize(rows)}
+    version = {"git_commit": "0" * 40, "git_dirty": True}  # as taken when the run began
+    summary = {"config": run_config(seeded, ROOT / "eval" / "seed.jsonl", None, "seeds", rows, version), **summarize(rows)}
     run_dir = write_run(tmp_path / "run", summary, rows)
     saved = json.loads((run_dir / "summary.json").read_text())
     assert saved["config"]["articles"] == 1 and len(saved["config"]["corpus_hash"]) == 64
+    assert saved["config"]["git_commit"] == "0" * 40 and saved["config"]["git_dirty"]
     assert saved["config"]["settings"]["top_k"] == seeded.settings.top_k
     assert not any("key" in name for name in saved["config"]["settings"])  # no secrets in saved runs
     assert len((run_dir / "results.jsonl").read_text().splitlines()) == len(ITEMS)
