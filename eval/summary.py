@@ -48,5 +48,5 @@ def summarize(results: Sequence[QuestionResult]) -> dict:
     }
 
 
-def _rounded(value: float | None, digits: int = 4) -> float | None:
+def _rounded(value: float | None, digits: int = 6) -> float | None:
     return None if value is None else round(value, digits)

@@ -38,7 +38,7 @@ def runs(tmp_path):
 def test_compare_shows_deltas_and_flips_both_ways(runs):
     a, b = runs
     diff = compare(load_run(a), load_run(b))
-    assert diff["metrics"]["passed"] == {"a": 0.6667, "b": 0.6667, "delta": 0.0}
+    assert diff["metrics"]["passed"] == {"a": 0.666667, "b": 0.666667, "delta": 0.0}
     assert diff["metrics"]["latency.p95_ms"]["delta"] == pytest.approx(720.0)  # p95 of 100,100,900 is 820
     assert [r["id"] for r in diff["flips"]["passed"]["broke"]] == ["1"]
     assert [r["id"] for r in diff["flips"]["passed"]["fixed"]] == ["2"]
