@@ -8,6 +8,14 @@ import json
 from dataclasses import asdict, dataclass, field
 
 
+def days_since_epoch(day: dt.date | str | None) -> int | None:
+    """Dates as integers (days since 1970-01-01), which Chroma can compare with $gte/$lte."""
+    if not day:
+        return None
+    day = dt.date.fromisoformat(day) if isinstance(day, str) else day
+    return (day - dt.date(1970, 1, 1)).days
+
+
 @dataclass(frozen=True)
 class Article:
     id: str
@@ -41,7 +49,7 @@ class Article:
             "content_hash": self.content_hash(),
         }
         if self.published:
-            metadata["published_days"] = (dt.date.fromisoformat(self.published) - dt.date(1970, 1, 1)).days
+            metadata["published_days"] = days_since_epoch(self.published)
         return metadata
 
 

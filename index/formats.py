@@ -75,10 +75,6 @@ def _to_date(value: object) -> dt.date | None:
     return None
 
 
-def days_since_epoch(iso: str | None) -> int | None:
-    return None if not iso else (dt.date.fromisoformat(iso) - dt.date(1970, 1, 1)).days
-
-
 def normalise_source(source: object, url: str | None) -> str | None:
     """A domain ("cnn.com") when the source is a domain or URL, or when only the url says."""
     text = str(source).strip() if source else ""

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from index.documents import days_since_epoch
 from index.ledger import Ledger
-
-EPOCH = np.datetime64("1970-01-01", "D")
 
 
 @dataclass
@@ -35,10 +34,6 @@ def _tokenizer():
     from bm25s.tokenization import Tokenizer
 
     return Tokenizer(stopwords="en", stemmer=Stemmer.Stemmer("english"))
-
-
-def _days(published: str | None) -> int:
-    return int((np.datetime64(published, "D") - EPOCH).astype(int)) if published else -1
 
 
 class KeywordIndex:
@@ -131,6 +126,6 @@ class KeywordIndex:
         return _State(
             generation, model, chunk_ids,
             np.array([m["doc_id"] for _, _, m in entries], dtype=object),
-            np.array([_days(m["published"]) for _, _, m in entries], dtype=np.int64),
+            np.array([days_since_epoch(m["published"]) or -1 for _, _, m in entries], dtype=np.int64),
             np.array([m["source"] or "" for _, _, m in entries], dtype=object),
         )

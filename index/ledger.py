@@ -49,15 +49,19 @@ LIST_COLUMNS = "id, path, root, title, published, source, url, authors, hash, ch
 class Ledger:
     def __init__(self, data_dir: Path):
         self.path = Path(data_dir) / "ledger.sqlite"
+        self._ready = False  # schema created and migrated, once per instance, not per query
 
     def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            if not self._ready:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(self.path, timeout=5)
             connection.row_factory = sqlite3.Row
-            connection.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
-            connection.executescript(SCHEMA)
-            _migrate(connection)
+            if not self._ready:
+                connection.execute("PRAGMA journal_mode=WAL")  # persistent: readers never wait for the writer
+                connection.executescript(SCHEMA)
+                _migrate(connection)
+                self._ready = True
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"the ledger {self.path} cannot be opened ({exc}); restore it or start a new QA_DATA_DIR") from exc
         return connection

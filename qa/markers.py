@@ -41,27 +41,22 @@ def strip_links(text: str, allowed_urls: set[str]) -> tuple[str, int]:
     """Drop images and links whose address is not one of `allowed_urls`; a link keeps its words."""
     stripped = 0
 
-    def image(match: re.Match) -> str:
-        nonlocal stripped
-        if match.group(2) in allowed_urls:
-            return match.group(0)
-        stripped += 1
-        return ""
+    def unless_allowed(url_group: int, replacement):
+        """A substitution that keeps allowed addresses and otherwise counts and replaces."""
 
-    def link(match: re.Match) -> str:
-        nonlocal stripped
-        if match.group(2) in allowed_urls:
-            return match.group(0)
-        stripped += 1
-        label = match.group(1)
-        return f"[{label}]" if label.strip().isdigit() else label  # "[2](http://…)" stays a citation
+        def substitute(match: re.Match) -> str:
+            nonlocal stripped
+            if match.group(url_group) in allowed_urls:
+                return match.group(0)
+            stripped += 1
+            return replacement(match)
 
-    def autolink(match: re.Match) -> str:
-        nonlocal stripped
-        if match.group(1) in allowed_urls:
-            return match.group(0)
-        stripped += 1
-        return ""
+        return substitute
+
+    image = unless_allowed(2, lambda m: "")
+    # a link keeps its words; "[2](http://…)" stays a citation marker
+    link = unless_allowed(2, lambda m: f"[{m.group(1)}]" if m.group(1).strip().isdigit() else m.group(1))
+    autolink = unless_allowed(1, lambda m: "")
 
     text = IMAGE.sub(image, text)
     text, images = HTML_IMAGE.subn("", text)

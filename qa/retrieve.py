@@ -11,6 +11,7 @@ import datetime as dt
 import math
 from dataclasses import asdict, dataclass, field
 
+from index.documents import days_since_epoch
 from index.embedding import Embedder
 from index.keyword import KeywordIndex
 from index.ledger import Ledger
@@ -18,7 +19,6 @@ from index.store import ChromaStore
 from qa.citations import Passage
 from qa.dates import DateRange, resolve
 
-EPOCH = dt.date(1970, 1, 1)
 CANDIDATES = 60  # taken from each of the dense and keyword lists before fusing
 RRF_K = 100  # the constant of reciprocal rank fusion (Cormack et al. use 60; tuned on RealTime QA dev)
 KEYWORD_WEIGHT = 1.5  # BM25 alone beats MiniLM alone on news (named people, places, events)
@@ -50,9 +50,9 @@ class Filters:
     def chroma_where(self) -> dict | None:
         clauses = []
         if self.since:
-            clauses.append({"published_days": {"$gte": (self.since - EPOCH).days}})
+            clauses.append({"published_days": {"$gte": days_since_epoch(self.since)}})
         if self.until:
-            clauses.append({"published_days": {"$lte": (self.until - EPOCH).days}})
+            clauses.append({"published_days": {"$lte": days_since_epoch(self.until)}})
         if self.sources:
             clauses.append({"source": {"$in": list(self.sources)}})
         if self.doc_ids:
@@ -125,7 +125,8 @@ class Retriever:
             boost = date_boost(record["published"], as_of, date_range) * relevance if self.use["dates"] else 0.0
             why.update(fused=round(fused, 5), date_boost=round(boost, 5))
             scored.append((fused + boost, chunk_id, record, why))
-        scored.sort(key=lambda item: (-item[0], item[2]["published"] and -_days(item[2]["published"]), item[1]))
+        # ties: newer first (undated counts as oldest), then a stable order by id
+        scored.sort(key=lambda item: (-item[0], -(days_since_epoch(item[2]["published"]) or 0), item[1]))
         passages = self._diverse(scored, top_k)
         if self.reranker is not None:
             passages = self.reranker.rerank(question, passages)
@@ -140,8 +141,7 @@ class Retriever:
             ranks[hit.id]["dense_score"] = round(hit.score, 4)
         keyword = self.keywords.search(
             question, CANDIDATES, self.ledger,
-            since_days=filters.since and (filters.since - EPOCH).days,
-            until_days=filters.until and (filters.until - EPOCH).days,
+            since_days=days_since_epoch(filters.since), until_days=days_since_epoch(filters.until),
             sources=set(filters.sources) or None, doc_ids=set(filters.doc_ids) or None,
         ) if self.use["keyword"] else []
         for rank, (chunk_id, score) in enumerate(keyword, start=1):
@@ -170,10 +170,6 @@ def _passage(score: float, chunk_id: str, record: dict, why: dict) -> Passage:
         published=record["published"], url=record["url"], text=record["text"],
         start=record["start"], end=record["end"], score=round(score, 5), why=why,
     )
-
-
-def _days(published: str) -> int:
-    return (dt.date.fromisoformat(published) - EPOCH).days
 
 
 def date_boost(published: str, as_of: dt.date, date_range: DateRange | None) -> float:

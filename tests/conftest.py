@@ -51,6 +51,39 @@ def cli_env(tmp_path) -> dict:
     return env
 
 
+NEWS_PAGE = """<html><head><title>Storm hits coast - Example News</title>
+<link rel="canonical" href="https://www.example.com/2022/03/04/storm">
+<meta property="og:site_name" content="Example News"><meta name="author" content="Jane Roe">
+<meta property="article:published_time" content="2022-03-04T10:00:00Z"></head>
+<body><nav>Home | World | Sport</nav><article><h1>Storm hits coast</h1>
+<p>The storm hit the coast on Friday and knocked out power to thousands of homes across the region, officials said.</p>
+<p>Repairs to the grid would take several days, the utility company warned in a statement on Saturday morning.</p>
+</article><footer>Copyright 2022 Example News. All rights reserved.</footer></body></html>"""
+
+
+@pytest.fixture(scope="session")
+def news_site():
+    """A real HTTP server on loopback serving NEWS_PAGE at /storm (404 elsewhere)."""
+    import http.server
+    import threading
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            found = self.path == "/storm"
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(NEWS_PAGE.encode() if found else b"")
+
+        def log_message(self, *args):
+            pass
+
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{site.server_address[1]}"
+    site.shutdown()
+
+
 def free_port() -> int:
     import socket
 

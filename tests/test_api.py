@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
 
 import httpx
 import pytest
@@ -20,15 +18,6 @@ LIGHTHOUSE = (
     "Harbor town restores lighthouse\n\nThe town of Port Ellery reopened its 1870 lighthouse on Saturday after a "
     "two-year restoration.\n\nMayor Linnea Okafor said the lamp would be lit every evening from May to October.\n"
 )
-STORM_PAGE = """<html><head><title>Storm hits coast - Example News</title>
-<link rel="canonical" href="https://www.example.com/2022/03/04/storm">
-<meta property="article:published_time" content="2022-03-04T10:00:00Z"></head>
-<body><nav>Home | World</nav><article><h1>Storm hits coast</h1>
-<p>The storm hit the coast on Friday and knocked out power to thousands of homes across the region, officials said.</p>
-<p>Repairs to the grid would take several days, the utility company warned in a statement on Saturday morning.</p>
-</article><footer>Copyright 2022 Example News.</footer></body></html>"""
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("api")
@@ -44,27 +33,6 @@ def server(tmp_path_factory):
 def api(server):
     with httpx.Client(base_url=server[0], headers=AUTH, timeout=120) as client:
         yield client
-
-
-@pytest.fixture(scope="module")
-def news_site():
-    """A real HTTP server on loopback with one news page, for ingesting by URL."""
-
-    class Page(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = STORM_PAGE.encode()
-            self.send_response(200 if self.path == "/storm" else 404)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.end_headers()
-            self.wfile.write(body if self.path == "/storm" else b"")
-
-        def log_message(self, *args):
-            pass
-
-    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    threading.Thread(target=site.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{site.server_address[1]}"
-    site.shutdown()
 
 
 def test_health_needs_no_token_and_counts_the_corpus(server):
@@ -181,7 +149,7 @@ def test_openapi_docs_describe_the_api(server):
 
 @pytest.fixture(scope="module")
 def openai_client(server):
-    openai = pytest.importorskip("openai")
+    import openai  # in the dev extra: a missing install must fail, not skip
     return openai.OpenAI(base_url=f"{server[0]}/v1", api_key=TOKEN, max_retries=0, timeout=120)
 
 

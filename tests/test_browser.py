@@ -11,11 +11,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from playwright import sync_api  # in the dev extra: a missing install fails, it does not skip
 
 from tests.conftest import ROOT
 from tests.serving import ingest_seeds, qa_serve
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed: pip install -e '.[dev]'")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 if CHROMIUM is None:
     pytest.skip("no chromium to drive: `apt-get install -y chromium` (.ci/run does this as root)", allow_module_level=True)

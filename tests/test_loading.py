@@ -2,27 +2,18 @@
 
 import datetime as dt
 import gzip
-import http.server
 import json
 import socket
-import threading
 
-import pytest
 
 from index.documents import Article
-from index.formats import days_since_epoch, normalise_source, parse_date
+from index.documents import days_since_epoch
+from index.formats import normalise_source, parse_date
 from index.loading import Loader
 from qa.errors import IngestError
-from tests.conftest import SEED_ID, SEEDS
+from tests.conftest import NEWS_PAGE, SEED_ID, SEEDS
 
-NEWS_PAGE = """<html><head><title>Storm hits coast - Example News</title>
-<link rel="canonical" href="https://www.example.com/2022/03/04/storm">
-<meta property="og:site_name" content="Example News"><meta name="author" content="Jane Roe">
-<meta property="article:published_time" content="2022-03-04T10:00:00Z"></head>
-<body><nav>Home | World | Sport</nav><article><h1>Storm hits coast</h1>
-<p>The storm hit the coast on Friday and knocked out power to thousands of homes across the region, officials said.</p>
-<p>Repairs to the grid would take several days, the utility company warned in a statement on Saturday morning.</p>
-</article><footer>Copyright 2022 Example News. All rights reserved.</footer></body></html>"""
+
 
 
 def load(*paths, **options):
@@ -156,42 +147,17 @@ def test_missing_path_is_an_error_not_an_exception(tmp_path):
     assert isinstance(error, IngestError) and "no such file" in str(error)
 
 
-@pytest.fixture
-def news_server():
-    """A real HTTP server on loopback serving the HTML fixture."""
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            if self.path == "/storm":
-                body = NEWS_PAGE.encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.end_headers()
-                self.wfile.write(body)
-            else:
-                self.send_response(404)
-                self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-
-
-def test_urls_are_fetched_and_extracted(news_server):
-    [article] = load(f"{news_server}/storm")
-    assert article.id == f"{news_server}/storm" and article.title == "Storm hits coast"
+def test_urls_are_fetched_and_extracted(news_site):
+    [article] = load(f"{news_site}/storm")
+    assert article.id == f"{news_site}/storm" and article.title == "Storm hits coast"
     assert "knocked out power" in article.text and article.published == "2022-03-04"
 
 
-def test_unreachable_and_missing_urls_are_clear_errors(news_server):
+def test_unreachable_and_missing_urls_are_clear_errors(news_site):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
-    missing, unreachable = load(f"{news_server}/gone", f"http://127.0.0.1:{closed}/x", fetch_timeout=3)
+    missing, unreachable = load(f"{news_site}/gone", f"http://127.0.0.1:{closed}/x", fetch_timeout=3)
     assert "404" in str(missing) and "cannot fetch" in str(unreachable)
 
 
