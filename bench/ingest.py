@@ -1,6 +1,6 @@
 """Ingest speed and peak memory of `qa ingest` on RealTime QA articles (or any .jsonl[.gz]).
 
-    .venv/bin/python bench/ingest.py [--limit N] [--corpus PATH]
+    .venv/bin/python bench/ingest.py [--limit N] [--corpus PATH] [--data-dir DIR]
 
 Runs the real command in a fresh process on a fresh data dir and prints documents, chunks,
 seconds, chunks/s and the process's peak RSS (the issue's target: under 1.5 GB for all
@@ -28,6 +28,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--corpus", type=Path, default=CORPUS)
     parser.add_argument("--limit", type=int, default=0, help="first N articles only (0: all)")
+    parser.add_argument("--data-dir", type=Path, help="keep the index here (default: a temporary folder)")
     args = parser.parse_args()
     if not args.corpus.exists():
         print(f"skipped: no corpus at {args.corpus} (RealTime QA lives in ../shared, outside the repository)")
@@ -41,7 +42,8 @@ def main() -> None:
                     if i == args.limit:
                         break
                     out.write(line)
-        env = {**os.environ, "QA_DATA_DIR": str(Path(tmp) / "data"), "HF_HUB_OFFLINE": "1"}
+        data_dir = args.data_dir or Path(tmp) / "data"
+        env = {**os.environ, "QA_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
         began = time.perf_counter()
         done = subprocess.run([str(Path(sys.executable).parent / "qa"), "ingest", str(source), "--json"],
                               env=env, capture_output=True, text=True)

@@ -46,10 +46,19 @@ class ExtractiveAnswerer:
         if best < self.min_score:
             return Answer(question, ABSTENTION, True, self.name, passages=passages)
         chosen = [item for item in scored if item[0] >= best - EXTRA_SENTENCE_MARGIN][: self.max_sentences]
-        citations = [
-            Citation.quoting(n, passage, start, end - start, score)
-            for n, (score, passage, start, end) in enumerate(chosen, start=1)
-        ]
+        # [n] is the passage's number in `passages`, as in an LLM's answer: one numbering everywhere.
+        number = {id(p): n for n, p in enumerate(passages, start=1)}
+        quotes: dict[int, tuple[float, Passage, int, int]] = {}
+        for score, passage, start, end in chosen:
+            n = number[id(passage)]
+            if n not in quotes:
+                quotes[n] = (score, passage, start, end)
+                continue
+            # Two sentences of one passage: one citation, quoting both when they are neighbours.
+            first, last = sorted([quotes[n][2:], (start, end)])
+            if not passage.text[first[1] : last[0]].strip():
+                quotes[n] = (quotes[n][0], passage, first[0], last[1])
+        citations = [Citation.quoting(n, passage, start, end - start, score) for n, (score, passage, start, end) in quotes.items()]
         pieces = [f"{c.quote} [{c.n}]" for c in citations]
         sentences, at = [], 0
         for piece, citation in zip(pieces, citations):  # quotes are verbatim, so supported by construction

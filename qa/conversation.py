@@ -3,7 +3,10 @@
 "What did he say next?" retrieves nothing useful on its own. With an LLM the model rewrites
 the question from the conversation (a rewrite sharing no word with it is not trusted); the
 extractive answerer, or a distrusted rewrite, uses a rule instead: person
-pronouns become the last name mentioned, and other references borrow the previous question.
+pronouns become the person last asked about (for a "who" question, the name its answer gave),
+and a question too short to stand alone borrows the previous question. A question with enough
+words of its own ("what kind of missiles does it say China deployed?") is left alone: borrowed
+words would outweigh its own in retrieval and in the choice of sentence.
 """
 
 from __future__ import annotations
@@ -27,7 +30,10 @@ PERSON = re.compile(r"\b(he|she|him|his|her|hers)\b", re.I)
 REFERENCE = re.compile(r"\b(it|its|they|them|their|this|that|these|those|there|then)\b", re.I)
 # Two or more capitalised words in a row: "Nobuo Kishi", "Secretary Austin".
 NAME = re.compile(r"\b[A-Z][\w’'.-]+(?:\s+[A-Z][\w’'.-]+)+")
-MARKERS = re.compile(r"\s*\[\d+\]")
+MARKERS = re.compile(r"\s*\[\d+(?:,\s*\d+)*\]")
+BORROWED = re.compile(r"\s*\(.*\)\s*$")  # the context an earlier rewrite appended
+WHO = re.compile(r"^\s*who\b", re.I)
+OWN_TERMS = 3  # a question with this many content words of its own stands alone
 
 
 @dataclass(frozen=True)
@@ -67,12 +73,32 @@ class FollowUpRewriter:
         return line if len(line) <= 4 * len(question) + 200 and terms(line) & said else ""
 
     def _by_rule(self, question: str, last: Turn) -> str:
-        names = _names(last.question) or _names(MARKERS.sub("", last.answer))
-        if names and PERSON.search(question):
-            return PERSON.sub(lambda m: _pronoun_to(names[0], m.group(1)), question)
-        if REFERENCE.search(question) or len(terms(question)) < 2:
-            return f"{question} ({last.question})"
+        previous = BORROWED.sub("", last.question)
+        person = _person(previous, MARKERS.sub("", last.answer))
+        if person and PERSON.search(question):
+            return PERSON.sub(lambda m: _pronoun_to(person, m.group(1)), question)
+        own = len(terms(question))
+        if own < 2 or (REFERENCE.search(question) and own < OWN_TERMS):
+            return f"{question} ({previous})"
         return question
+
+
+def _person(question: str, answer: str) -> str:
+    """Who a "he" or "she" in the next question means.
+
+    After "Who is Japan's Foreign Minister?" it is the name the answer gave (of the names there,
+    "Foreign Minister Toshichika Mogi" shares most words with the question); otherwise the name
+    asked about.
+    """
+    asked = _names(question)
+    if WHO.match(question):
+        wanted = terms(question)
+        given = [name for name in _names(answer) if name not in asked]
+        if given:
+            best = max(given, key=lambda name: len(terms(name) & wanted))
+            if terms(best) & wanted:
+                return " ".join(best.split()[-2:])  # the name without its title: "Toshichika Mogi"
+    return asked[0] if asked else next(iter(_names(answer)), "")
 
 
 def _names(text: str) -> list[str]:

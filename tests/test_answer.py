@@ -1,7 +1,7 @@
 """The extractive answerer and its citations, on the seed article."""
 
 from qa.answer import ExtractiveAnswerer, terms
-from qa.citations import ABSTENTION
+from qa.citations import ABSTENTION, Passage
 from qa.sentences import sentence_spans
 
 SEED_QUESTION = "What did the 2+2 statement say about Taiwan?"
@@ -15,10 +15,10 @@ def test_seed_question_is_answered_with_a_cited_exact_quote(seeded):
     answer = seeded.ask(SEED_QUESTION)
     assert not answer.abstained
     assert "peace and stability in the Taiwan Strait" in answer.answer
-    first = answer.answer.index("peace and stability in the Taiwan Strait")
-    assert "[1]" in answer.answer[first:]
-    assert answer.citations and answer.citations[0].n == 1
+    assert answer.citations
     for citation in answer.citations:
+        # [n] is the number of the passage it quotes, as in an LLM's answer
+        assert answer.passages[citation.n - 1].chunk_id == citation.chunk_id
         assert article_text(seeded, citation.doc_id)[citation.start : citation.end] == citation.quote
         assert f"{citation.quote} [{citation.n}]" in answer.answer
     assert set(answer.timings_ms) == {"retrieve", "answer", "total"}
@@ -52,6 +52,23 @@ def test_more_sentences_are_never_cited_than_allowed(seeded, embedder):
     answerer = ExtractiveAnswerer(embedder, min_score=0.0, max_sentences=1)
     answer = answerer.answer("Taiwan Strait", seeded.search("Taiwan Strait"))
     assert len(answer.citations) == 1
+
+
+def _passage(n: int, text: str) -> Passage:
+    return Passage(f"doc{n}::h::0", f"doc{n}", f"Article {n}", "", "", "", text, 0, len(text), 1.0 / n)
+
+
+def test_citations_are_numbered_by_passage_and_neighbouring_sentences_share_one(embedder):
+    passages = [
+        _passage(1, "Bread rises overnight. Ovens are hot."),
+        _passage(2, "The weather was mild in Oslo."),
+        _passage(3, "Kishi met Austin in Tokyo on March 16. Kishi and Austin met again in Tokyo on March 17."),
+    ]
+    answer = ExtractiveAnswerer(embedder, min_score=0.0, max_sentences=2).answer("When did Kishi and Austin meet in Tokyo?", passages)
+    assert [c.n for c in answer.citations] == [3]
+    (citation,) = answer.citations
+    assert citation.quote == passages[2].text  # both sentences, one span
+    assert answer.answer == f"{passages[2].text} [3]"
 
 
 def test_sentence_spans_keep_news_abbreviations_together():

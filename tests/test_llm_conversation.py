@@ -24,6 +24,23 @@ def test_the_rule_resolves_what_a_follow_up_refers_to(follow_up, standalone):
     assert FollowUpRewriter().rewrite(follow_up, HISTORY) == standalone
 
 
+WHO_HISTORY = [Turn("Who is Japan's Foreign Minister?",
+                    "Secretary of State Blinken, Japanese Foreign Minister Toshichika Mogi and Defense "
+                    "Minister Nobuo Kishi attended the 2+2 meeting. [1]")]
+
+
+def test_after_a_who_question_he_is_the_person_the_answer_named():
+    assert FollowUpRewriter().rewrite("What did he say they had confirmed?", WHO_HISTORY) == \
+        "What did Toshichika Mogi say they had confirmed?"
+
+
+def test_a_question_with_words_of_its_own_borrows_nothing_and_borrowed_context_does_not_nest():
+    history = [Turn("Who compiled it? (What is the name of the annual report?)", "The Defense Research Institute [1].")]
+    asked = "What kind of missiles does it say China has deployed?"
+    assert FollowUpRewriter().rewrite(asked, history) == asked
+    assert FollowUpRewriter().rewrite("Where is it?", history) == "Where is it? (Who compiled it?)"
+
+
 def test_a_first_question_is_left_alone():
     assert FollowUpRewriter().rewrite("What did he say next?", []) == "What did he say next?"
 
