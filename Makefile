@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LLM_TEST_STAMP := $(VENV)/.installed-llm-test
 
-.PHONY: install run test clean
+.PHONY: install run test reliability clean
 
 install: $(STAMP)
 
@@ -27,6 +27,10 @@ $(LLM_TEST_STAMP): $(STAMP) pyproject.toml
 
 test: install $(LLM_TEST_STAMP)
 	$(BIN)/python -m pytest -q
+
+# The long promises of docs/reliability.md: 60 s of load, fuzzing, faults under load.
+reliability: install $(LLM_TEST_STAMP)
+	$(BIN)/python -m pytest -q -m reliability
 
 clean:
 	rm -rf $(VENV) data
