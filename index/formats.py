@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import re
+import reprlib
 from urllib.parse import urlparse
 
 from index.documents import Article
@@ -23,6 +24,8 @@ ALIASES = {
     "url": ("url", "link"),
 }
 MIN_HTML_TEXT = 80
+MAX_TITLE_CHARS = 300  # longer than any headline: a paragraph, or a file without line breaks
+SHORT_TITLE_CHARS = 120
 DATE_FORMATS = ("%B %d, %Y", "%b %d, %Y", "%d %B %Y", "%d %b %Y", "%Y/%m/%d", "%m/%d/%Y", "%Y%m%d")
 
 
@@ -40,7 +43,7 @@ def parse_date(value: object, today: dt.date | None = None) -> tuple[str | None,
         return None, None
     parsed = _to_date(value)
     if parsed is None:
-        return None, f"date {value!r} not understood; stored as undated"
+        return None, f"date {reprlib.repr(value)} not understood; stored as undated"  # shortened: any JSON may be here
     if parsed > (today or dt.date.today()) + dt.timedelta(days=1):
         return None, f"date {parsed.isoformat()} is in the future; stored as undated"
     return parsed.isoformat(), None
@@ -86,8 +89,36 @@ def normalise_source(source: object, url: str | None) -> str | None:
 
 
 def _domain(url: str) -> str | None:
-    host = (urlparse(url).hostname or "").lower()
+    try:
+        host = (urlparse(url).hostname or "").lower()
+    except ValueError:  # e.g. "http://[::1": not a URL we can take a domain from
+        return None
     return host.removeprefix("www.") or None
+
+
+def storable(value: object) -> str:
+    """`value` as text that UTF-8 can hold: JSON may carry lone surrogates ("\\ud800"); they become U+FFFD."""
+    text = str(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+def short_title(title: str) -> tuple[str, tuple[str, ...]]:
+    """The title, or the start of an over-long one (cut at a word) with a warning."""
+    if len(title) <= MAX_TITLE_CHARS:
+        return title, ()
+    cut = title[:SHORT_TITLE_CHARS].rsplit(" ", 1)[0] or title[:SHORT_TITLE_CHARS]
+    return cut + "…", (f"the title is {len(title)} characters long; its first words are used",)
+
+
+def author_names(value: object) -> tuple[str, ...]:
+    """A string, or a list of strings or {"name": ...} objects; anything else is no author."""
+    items = value if isinstance(value, list) else [value]
+    names = (item.get("name") if isinstance(item, dict) else item for item in items)
+    return tuple(storable(n).strip() for n in names if isinstance(n, (str, int, float)) and not isinstance(n, bool) and str(n).strip())
 
 
 def article_from_record(record: object, default_id: str, path: str) -> Article:
@@ -96,20 +127,19 @@ def article_from_record(record: object, default_id: str, path: str) -> Article:
     text = pick(record, "text")
     if not isinstance(text, str) or not text.strip():
         raise ValueError("field 'text' (or 'body'/'content') is missing or empty")
-    authors = pick(record, "authors") or ()
-    authors = (authors,) if isinstance(authors, str) else tuple(str(a) for a in authors if a)
     published, warning = parse_date(pick(record, "published"))
-    url = str(pick(record, "url")) if pick(record, "url") else None
+    url = storable(pick(record, "url")) if pick(record, "url") else None
+    title, title_warnings = short_title(storable(pick(record, "title") or "").strip())
     return Article(
-        id=str(pick(record, "id") or default_id),
-        title=str(pick(record, "title") or "").strip(),
-        text=text.strip(),
+        id=storable(pick(record, "id") or default_id),
+        title=title,
+        text=storable(text).strip(),
         published=published,
-        source=normalise_source(pick(record, "source"), url),
+        source=normalise_source(storable(pick(record, "source") or ""), url),
         url=url,
-        authors=authors,
+        authors=author_names(pick(record, "authors")),
         path=path,
-        warnings=(warning,) if warning else (),
+        warnings=((warning,) if warning else ()) + title_warnings,
     )
 
 
@@ -123,20 +153,28 @@ def article_from_text(text: str, doc_id: str, path: str) -> Article:
             break
     else:
         raise ValueError("the file is empty; an article needs a title line and a text")
+    title, warnings = short_title(title)
+    if warnings:  # a first line this long is text, not a headline: keep it in the text
+        body = "".join(lines[i:]).strip()
     if not body:
         raise ValueError("the file has a title but no text")
-    return Article(id=doc_id, title=title, text=body, path=path)
+    return Article(id=doc_id, title=title, text=body, path=path, warnings=warnings)
 
 
 def article_from_html(html: str, doc_id: str, path: str, url: str | None = None) -> Article:
     """Main text and metadata by trafilatura: boilerplate (menus, footers, ads) is left out."""
     import trafilatura
 
-    document = trafilatura.bare_extraction(html, url=url, with_metadata=True, include_comments=False)
+    from index.hidden import visible_tree
+
+    try:
+        document = trafilatura.bare_extraction(visible_tree(html), url=url, with_metadata=True, include_comments=False)
+    except Exception as exc:  # broken markup trips trafilatura's helpers in many ways (an AssertionError in lxml…)
+        raise ValueError(f"cannot read this HTML page ({type(exc).__name__}: {exc})") from exc
     text = (getattr(document, "text", None) or "").strip() if document else ""
     if len(text) < MIN_HTML_TEXT:  # trafilatura falls back to menus and footers on non-article pages
         raise ValueError("no article text found in this HTML page")
-    title = (document.title or "").strip()
+    title, title_warnings = short_title((document.title or "").strip())
     first, _, rest = text.partition("\n")
     if title and first.strip() == title and rest.strip():
         text = rest.strip()  # trafilatura repeats the headline as the first line
@@ -147,14 +185,14 @@ def article_from_html(html: str, doc_id: str, path: str, url: str | None = None)
     authors = tuple(a.strip() for a in re.split(r";|\band\b|,", document.author or "") if a.strip())
     return Article(
         id=doc_id,
-        title=title or text.split("\n", 1)[0][:120],
+        title=title or short_title(text.split("\n", 1)[0])[0],
         text=text,
         published=published,
         source=normalise_source(document.hostname or document.sitename, page_url),
         url=page_url,
         authors=authors,
         path=path,
-        warnings=(warning,) if warning else (),
+        warnings=((warning,) if warning else ()) + title_warnings,
     )
 
 
@@ -166,13 +204,16 @@ def article_from_pdf(data: bytes, doc_id: str, path: str) -> Article:
 
     try:
         reader = PdfReader(io.BytesIO(data))
-        pages = [(page.extract_text() or "").strip() for page in reader.pages]
-        title = ((reader.metadata or {}).get("/Title") or "").strip()
-    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
+        pages = [storable(page.extract_text() or "").strip() for page in reader.pages]
+        title = (reader.metadata or {}).get("/Title")
+    except PdfReadError as exc:
         raise ValueError(f"not a readable PDF ({exc})") from exc
+    except Exception as exc:  # a broken file trips pypdf in many ways (IndexError, RecursionError, zlib.error…)
+        raise ValueError(f"not a readable PDF ({type(exc).__name__}: {exc})") from exc
     text = "\n\n".join(p for p in pages if p)
     if not text:
         raise ValueError("the PDF has no extractable text (a scan? run OCR first)")
+    title, warnings = short_title(storable(title).strip() if isinstance(title, str) else "")
     if not title:
         return article_from_text(text, doc_id, path)
-    return Article(id=doc_id, title=title, text=text, path=path)
+    return Article(id=doc_id, title=title, text=text, path=path, warnings=warnings)

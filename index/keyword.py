@@ -46,20 +46,33 @@ class KeywordIndex:
         state = self._build(ledger)
         target = self.folder / f"g{state.generation}"
         shutil.rmtree(target, ignore_errors=True)
-        target.mkdir(parents=True)
-        if state.model is not None:
-            state.model.save(str(target), show_progress=False)
-        (target / "chunks.json").write_text(json.dumps({
-            "chunk_ids": state.chunk_ids, "doc_ids": state.doc_ids.tolist(),
-            "days": state.days.tolist(), "sources": state.sources.tolist(),
-        }))
-        pointer = self.folder / "current.tmp"
-        pointer.write_text(target.name)
+        try:
+            target.mkdir(parents=True)
+            if state.model is not None:
+                state.model.save(str(target), show_progress=False)
+            (target / "chunks.json").write_text(json.dumps({
+                "chunk_ids": state.chunk_ids, "doc_ids": state.doc_ids.tolist(),
+                "days": state.days.tolist(), "sources": state.sources.tolist(),
+            }))
+            pointer = self.folder / "current.tmp"
+            pointer.write_text(target.name)
+        except OSError:  # e.g. a full disk: the old index stays current, and the half-written one goes
+            shutil.rmtree(target, ignore_errors=True)
+            raise
         os.replace(pointer, self.folder / "current")  # readers see the old or the new, never half
         for old in self.folder.iterdir():
             if old.is_dir() and old.name != target.name:
                 shutil.rmtree(old, ignore_errors=True)
         self._state = state
+
+    def persisted(self) -> tuple[int, list[str]] | None:
+        """The generation and chunk ids of the index on disk, loaded in full (so damaged files
+        raise OSError or ValueError); None when none was persisted."""
+        generation = self.persisted_generation()
+        if generation is None:
+            return None
+        state = self._load(self.folder / f"g{generation}", generation)
+        return generation, state.chunk_ids
 
     def persisted_generation(self) -> int | None:
         pointer = self.folder / "current"
@@ -99,8 +112,8 @@ class KeywordIndex:
             try:
                 self._state = self._load(self.folder / name, generation)
                 return self._state
-            except (OSError, ValueError):
-                pass  # replaced under us by a writer: build it here instead
+            except Exception:  # replaced under us by a writer, or damaged: build it here instead
+                pass
         self._state = self._build(ledger)
         return self._state
 

@@ -8,8 +8,10 @@ until they are gone from the store. Readers only trust chunks whose hash the led
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,8 +22,9 @@ from index.embedding import Embedder
 from index.keyword import KeywordIndex
 from index.ledger import Ledger
 from index.loading import Loader
+from index.space import disk_full, ensure_free
 from index.store import ChromaStore
-from qa.errors import IngestError, StoreError
+from qa.errors import IngestError, QAError, StoreError
 
 # Articles are embedded together once about this many model batches of chunks are waiting:
 # big batches keep the model busy; bounded ones keep memory flat on huge inputs.
@@ -81,7 +84,10 @@ class WriteLock:
                 f"another qa process (pid {owner}) is writing to {self.data_dir}; "
                 "wait for it to finish (queries still work meanwhile)"
             ) from None
-        self._owner.write_text(str(os.getpid()))
+        try:
+            self._owner.write_text(str(os.getpid()))
+        except OSError:  # only informational (who holds the lock); a full disk must not stop a repair
+            pass
         return self
 
     def __exit__(self, *exc) -> None:
@@ -90,7 +96,7 @@ class WriteLock:
 
 class Indexer:
     def __init__(self, embedder: Embedder, store: ChromaStore, ledger: Ledger, chunk_size: int, chunk_overlap: int,
-                 loader: Loader | None = None):
+                 loader: Loader | None = None, min_free_mb: float = 0):
         self.embedder = embedder
         self.store = store
         self.ledger = ledger
@@ -98,6 +104,7 @@ class Indexer:
         self.chunk_overlap = chunk_overlap
         self.loader = loader or Loader()
         self.keywords = KeywordIndex(ledger.path.parent)
+        self.min_free_mb = min_free_mb  # a batch is not started with less free than this
 
     @property
     def chunker(self) -> Chunker:
@@ -114,7 +121,7 @@ class Indexer:
             report.results.append(result)
             emit(result)
 
-        with WriteLock(self.ledger.path.parent):
+        with WriteLock(self.ledger.path.parent), self._keywords_follow():
             self.store.check()
             self.sweep()
             duplicates = NearDuplicates(self.ledger.minhashes(), {d["id"]: d["duplicate_of"] for d in self.ledger.list()})
@@ -143,13 +150,25 @@ class Indexer:
                     for doc_id in sorted(self.ledger.ids_under(root) - ids):
                         finish(FileResult(doc_id, "deleted", doc_id, message="its file is gone (--prune)"))
                         self._delete(doc_id, duplicates)
-            self._sync_keywords()
         return report
+
+    @contextmanager
+    def _keywords_follow(self):
+        """The keyword index catches up with the ledger when a write ends, also one that failed
+        part-way (if a full disk refuses that too, readers build it in memory meanwhile)."""
+        try:
+            yield
+        except Exception:
+            with suppress(QAError, OSError):
+                self._sync_keywords()
+            raise
+        self._sync_keywords()
 
     def _sync_keywords(self) -> None:
         """Rebuild the BM25 index when the ledger moved on since it was built."""
         if self.keywords.persisted_generation() != self.ledger.generation():
-            self.keywords.rebuild(self.ledger)
+            with _disk_named(self.ledger.path.parent, "writing the keyword index"):
+                self.keywords.rebuild(self.ledger)
 
     def delete(self, doc_id: str) -> bool:
         with WriteLock(self.ledger.path.parent):
@@ -179,6 +198,8 @@ class Indexer:
     def _flush(self, articles: list[Article], duplicates: NearDuplicates) -> list[FileResult]:
         if not articles:
             return []
+        if self.min_free_mb:
+            ensure_free(self.ledger.path.parent, self.min_free_mb)
         try:
             return self._write(articles, duplicates)
         finally:
@@ -204,6 +225,16 @@ class Indexer:
             message = "; ".join(article.warnings)
             results.append(FileResult(article.path or article.id, status, article.id, len(chunks), message, duplicate_of))
         return results
+
+
+@contextmanager
+def _disk_named(data_dir: Path, doing: str):
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise disk_full(data_dir, doing) from exc
+        raise
 
 
 def _return_freed_memory() -> None:

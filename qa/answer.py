@@ -3,6 +3,9 @@
 A sentence's score mixes its embedding similarity to the question with the share of the
 question's terms (weighted by rarity) that it contains. Terms found in no passage pull the
 score down, which is what lets it abstain on questions the sources do not cover.
+Paragraphs that speak to an AI model (qa/injection.py) are never quoted, a sentence repeated by
+several articles is quoted once, and a quote is shown without the article's own "[7]"
+footnotes, links or images (qa/markers.py); the citation keeps the article's exact text.
 """
 
 from __future__ import annotations
@@ -12,9 +15,12 @@ import re
 
 from index.embedding import Embedder
 from qa.citations import ABSTENTION, Answer, AnswerSentence, Citation, Passage
+from qa.injection import instruction_spans
+from qa.markers import quoted
 from qa.sentences import sentence_spans, terms
 
 SEMANTIC_WEIGHT = 0.5
+SEMANTIC_CANDIDATES = 8  # sentences encoded per question (see _score)
 # Questions that ask for a number or a date are only answered by sentences that hold one.
 NUMBER_QUESTION = re.compile(r"\bhow (many|much|long|old|far)\b", re.I)
 DATE_QUESTION = re.compile(r"\b(when|what (date|day|year|month|time))\b", re.I)
@@ -59,7 +65,8 @@ class ExtractiveAnswerer:
             if not passage.text[first[1] : last[0]].strip():
                 quotes[n] = (quotes[n][0], passage, first[0], last[1])
         citations = [Citation.quoting(n, passage, start, end - start, score) for n, (score, passage, start, end) in quotes.items()]
-        pieces = [f"{c.quote} [{c.n}]" for c in citations]
+        sources = {p.url for p in passages if p.url}
+        pieces = [f"{quoted(c.quote, sources)} [{c.n}]" for c in citations]
         sentences, at = [], 0
         for piece, citation in zip(pieces, citations):  # quotes are verbatim, so supported by construction
             sentences.append(AnswerSentence(piece, at, at + len(piece), [citation.n], True))
@@ -78,28 +85,36 @@ class ExtractiveAnswerer:
         return max((score for score, *_ in self._score(question, candidates)), default=0.0)
 
     def _candidates(self, passages: list[Passage]) -> list[tuple[Passage, int, int]]:
-        """Every sentence of every passage once (overlapping chunks repeat sentences)."""
+        """Every sentence of every passage once (overlapping chunks, and copies of one story in
+        several articles, repeat sentences), less those that speak to an AI model."""
         seen = set()
         candidates = []
         for passage in passages:
+            hostile = instruction_spans(passage.text)
             for start, end in sentence_spans(passage.text):
-                key = (passage.doc_id, passage.start + start, passage.start + end)
-                if key not in seen and terms(passage.text[start:end]):
-                    seen.add(key)
-                    candidates.append((passage, start, end))
+                sentence = passage.text[start:end]
+                key = " ".join(sentence.split()).casefold()
+                if key in seen or not terms(quoted(sentence, set())) or any(s <= start < e for s, e in hostile):
+                    continue
+                seen.add(key)
+                candidates.append((passage, start, end))
         return candidates
 
     def _score(self, question: str, candidates: list[tuple[Passage, int, int]]):
         sentences = [passage.text[start:end] for passage, start, end in candidates]
-        vectors = self.embedder.embed_sentences([question, *sentences])
-        similarities = vectors[1:] @ vectors[0]
         sentence_terms = [terms(s) for s in sentences]
         question_terms = terms(question)
         needs = NUMBER if NUMBER_QUESTION.search(question) else DATE if DATE_QUESTION.search(question) else None
         weights = {t: _idf(t, sentence_terms) for t in question_terms}
         total = sum(weights.values()) or 1.0
-        for (passage, start, end), similarity, found in zip(candidates, similarities, sentence_terms):
-            overlap = sum(weights[t] for t in question_terms & found) / total
+        overlaps = [sum(weights[t] for t in question_terms & found) / total for found in sentence_terms]
+        # Encoding is the cost of an answer: only the sentences sharing most of the question's
+        # terms are encoded (ties in retrieval order). The rest could not win on meaning alone.
+        kept = sorted(range(len(candidates)), key=lambda i: -overlaps[i])[:SEMANTIC_CANDIDATES]
+        vectors = self.embedder.embed_sentences([question, *(sentences[i] for i in kept)])
+        similarities = vectors[1:] @ vectors[0]
+        for i, similarity in zip(kept, similarities):
+            (passage, start, end), overlap = candidates[i], overlaps[i]
             score = SEMANTIC_WEIGHT * float(similarity) + (1 - SEMANTIC_WEIGHT) * overlap
             if needs is not None and not needs.search(passage.text[start:end]):
                 score *= ANSWER_TYPE_PENALTY

@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape  # file names, ids and messages may hold [tags]
 from rich.table import Table
 
 from eval.cli import eval_app
@@ -21,6 +22,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Question ans
 docs_app = typer.Typer(no_args_is_help=True, help="The stored articles.")
 app.add_typer(docs_app, name="docs")
 app.add_typer(eval_app, name="eval")
+index_app = typer.Typer(no_args_is_help=True, help="The index: check it against the ledger, repair it.")
+app.add_typer(index_app, name="index")
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)  # one error, one line, whatever the width
 
@@ -32,7 +35,7 @@ def _service():
 
 
 def _fail(message: str) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False, markup=True)
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, markup=True)
     raise typer.Exit(1)
 
 
@@ -89,7 +92,7 @@ def _run_batch(path: Path, run) -> None:
             except QAError as exc:
                 problem = str(exc)
         failed = True
-        err.print(f"[red]error:[/red] {problem}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(problem)}", highlight=False)
         _emit_json({"id": item_id, "error": problem})
     if failed:
         raise typer.Exit(1)
@@ -186,7 +189,7 @@ def chat(top_k: TopK = None, as_json: AsJson = False, stream: Stream = None):
                 answer = service.ask(line, top_k, history=history)
                 view.show(answer)
         except QAError as exc:  # one bad turn does not end the conversation
-            err.print(f"[red]error:[/red] {exc}", highlight=False)
+            err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
             continue
         history.append(Turn(answer.standalone_question or answer.question, answer.answer))
         if not as_json:
@@ -257,6 +260,48 @@ def docs_show(doc_id: str, as_json: AsJson = False):
     out.print("\n" + record["text"], highlight=False, markup=False)
 
 
+def _show_check(report) -> None:
+    out.print(f"ledger   {report.ledger_file}: {report.articles} articles, {report.chunks} chunks", highlight=False, markup=False)
+    out.print(f"vectors  {report.store}: {report.stored} chunks", highlight=False, markup=False)
+    for note in report.notes:
+        out.print(f"note: {note}", highlight=False, markup=False)
+    for problem in report.problems:
+        out.print(f"✗ {problem}", style="red", highlight=False, markup=False)
+    if report.ok:
+        out.print("✓ the vector store and the keyword index agree with the ledger", style="green", highlight=False)
+
+
+@index_app.command("check")
+def index_check(as_json: AsJson = False):
+    """Verify Chroma and the keyword index against the ledger; exit 1 when anything disagrees."""
+    report = _service().check_index()
+    if as_json:
+        _emit_json(report.to_dict())
+    else:
+        _show_check(report)
+        if not report.ok:
+            err.print("run `qa index repair` to fix these", highlight=False, markup=False)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@index_app.command("repair")
+def index_repair(as_json: AsJson = False):
+    """Delete orphan chunks, embed missing ones again, rebuild a damaged Chroma folder or ledger."""
+    report = _service().repair_index(None if as_json else lambda step: err.print(f"· {step}", highlight=False, markup=False))
+    if as_json:
+        _emit_json(report.to_dict())
+    else:
+        if not report.actions:
+            err.print("nothing to repair", highlight=False, markup=False)
+        if report.lost:
+            err.print(f"{len(report.lost)} articles could not be restored; ingest them again: {', '.join(report.lost)}",
+                      highlight=False, markup=False)
+        _show_check(report.after)
+    if not report.after.ok:
+        raise typer.Exit(1)
+
+
 @app.command()
 def serve(
     host: Annotated[Optional[str], typer.Option(help="Address to bind (default QA_HOST, 127.0.0.1).")] = None,
@@ -275,7 +320,7 @@ def main() -> None:
         code = app(standalone_mode=False)  # returns the exit code of typer.Exit in this mode
         sys.exit(code if isinstance(code, int) else 0)
     except QAError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -290,5 +335,5 @@ def main() -> None:
         if isinstance(exc, click.ClickException):
             exc.show()
             sys.exit(exc.exit_code)
-        err.print(f"[red]error:[/red] unexpected failure: {exc!r} (set QA_DEBUG=1 to see the traceback)", highlight=False)
+        err.print(f"[red]error:[/red] unexpected failure: {escape(repr(exc))} (set QA_DEBUG=1 to see the traceback)", highlight=False)
         sys.exit(1)

@@ -5,7 +5,9 @@
     ├── IngestError              one input could not be read; names the file (and line)
     ├── NotFoundError            no stored article has that id
     ├── StoreError               the data dir cannot be used as it is
-    │   └── EmbeddingMismatchError   the index was built with another embedding model
+    │   ├── EmbeddingMismatchError   the index was built with another embedding model
+    │   ├── IndexCorruptError        the ledger or the Chroma folder is damaged; names the file
+    │   └── DiskFullError            no space left where QA_DATA_DIR lives
     └── BackendUnavailableError  a model or server cannot be reached; names the setting
         └── BackendBusyError     it answered 429 or 5xx; retried with backoff first
 """
@@ -40,6 +42,14 @@ class StoreError(QAError):
 
 class EmbeddingMismatchError(StoreError):
     pass
+
+
+class IndexCorruptError(StoreError):
+    """Damaged files; the message names them and says `qa index repair`."""
+
+
+class DiskFullError(StoreError):
+    """A write ran out of space; what was stored before it is intact."""
 
 
 class BackendUnavailableError(QAError):

@@ -6,6 +6,7 @@ import time
 from collections import defaultdict
 
 from rich.console import Console
+from rich.markup import escape  # file names and messages may hold [tags]
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
@@ -42,9 +43,9 @@ class IngestView:
             description=f"{self.documents} documents ({self.documents / elapsed:.1f}/s), {self.chunks} chunks ({self.chunks / elapsed:.1f}/s)",
         )
         if result.status == "failed":
-            self.console.print(f"[red]failed:[/red] {result.source}: {result.message}", highlight=False)
+            self.console.print(f"[red]failed:[/red] {escape(result.source)}: {escape(result.message)}", highlight=False)
         elif result.message:
-            self.console.print(f"[yellow]warning:[/yellow] {result.source}: {result.message}", highlight=False)
+            self.console.print(f"[yellow]warning:[/yellow] {escape(result.source)}: {escape(result.message)}", highlight=False)
 
     def table(self, report: IngestReport) -> Table:
         """One row a file (a .jsonl file's records are added up), then the totals."""
@@ -55,7 +56,7 @@ class IngestView:
             rows[file]["chunks"] += result.chunks if result.status in ("added", "updated") else 0
         table = Table(Column("file", overflow="fold"), *STATUSES, "chunks", title=f"ingest finished in {self.seconds} s")
         for file, counts in list(rows.items())[:50]:
-            table.add_row(file, *(str(counts[s] or "") for s in STATUSES), str(counts["chunks"]))
+            table.add_row(escape(file), *(str(counts[s] or "") for s in STATUSES), str(counts["chunks"]))
         if len(rows) > 50:
             table.add_row(f"… {len(rows) - 50} more files", *[""] * (len(STATUSES) + 1))
         table.add_row("total", *(str(report.count(s)) for s in STATUSES), str(report.chunks), style="bold")

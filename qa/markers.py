@@ -1,10 +1,11 @@
 """The raw text of an LLM's answer made safe to show and to check.
 
-Markdown images and links that do not point at a source are stripped (a link or image can
-carry data out of the page, or send a reader somewhere no source went). `[n]`, `[1, 2]`,
-`[1-3]` and `[1][2]` markers are normalised to `[1][2]`; markers that point at no passage are
-dropped and counted. `claim_spans` splits the text into sentences and gives each the
-passages it cites.
+Markdown images and links (inline, reference-style, autolinks, bare URLs) that do not point at
+a source are stripped, and so are active HTML tags (an image, a link or a script can carry data
+out of the page, or send a reader somewhere no source went). `[n]`, `[1, 2]`, `[1-3]` and
+`[1][2]` markers are normalised to `[1][2]`; markers that point at no passage are dropped and
+counted. `claim_spans` splits the text into sentences and gives each the passages it cites.
+`quoted` gives an article's sentence as an answer shows it: only the answer's markers are markers.
 """
 
 from __future__ import annotations
@@ -12,13 +13,21 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from qa.injection import INVISIBLE
 from qa.sentences import sentence_spans
 
 _URL_TAIL = r"\(\s*<?([^)\s>]*)>?(?:\s+\"[^\"]*\")?\s*\)"
 IMAGE = re.compile(r"!\[([^\]]*)\]" + _URL_TAIL)
 LINK = re.compile(r"\[([^\]]*)\]" + _URL_TAIL)
 AUTOLINK = re.compile(r"<((?:https?|ftp|mailto):[^>\s]+)>", re.I)
-HTML_IMAGE = re.compile(r"<img\b[^>]*>", re.I)
+# Reference style: "![x][ref]" takes its address from a "[ref]: http://…" line.
+REFERENCE_IMAGE = re.compile(r"!\[[^\]]*\]\[[^\]]*\]")
+REFERENCE = re.compile(r"^[ \t]{0,3}\[[^\]\n]+\]:[ \t]*<?([^\s>]+)>?[^\n]*\n?", re.M)
+BARE_URL = re.compile(r"(?<![(<\w/])(?:https?|ftp)://[^\s<>()\[\]\"']*[^\s<>()\[\]\"'.,;:!?]", re.I)
+# Tags that fetch, run or link something when a client renders the text as HTML or markdown.
+ACTIVE_HTML = re.compile(
+    r"</?(?:img|image|script|style|iframe|frame|object|embed|svg|math|video|audio|source|track|picture|"
+    r"link|meta|base|form|input|button|a)\b[^>]*>", re.I)
 # A group such as [3], [1, 2] or [1-3]; not a markdown link's label (those are handled first).
 MARKER_GROUP = re.compile(r"([ \t]*)\[\s*(\d+(?:\s*[-–,;]\s*\d+)*)\s*\](?!\()")
 MARKER_RUN = re.compile(r"(?:\s*\[\d+\])+")  # used with .match, so anchored
@@ -56,15 +65,28 @@ def strip_links(text: str, allowed_urls: set[str]) -> tuple[str, int]:
     image = unless_allowed(2, lambda m: "")
     # a link keeps its words; "[2](http://…)" stays a citation marker
     link = unless_allowed(2, lambda m: f"[{m.group(1)}]" if m.group(1).strip().isdigit() else m.group(1))
-    autolink = unless_allowed(1, lambda m: "")
+    address = unless_allowed(1, lambda m: "")
+    bare = unless_allowed(0, lambda m: "")
 
     text = IMAGE.sub(image, text)
-    text, images = HTML_IMAGE.subn("", text)
+    text, references = REFERENCE_IMAGE.subn("", text)
+    text, tags = ACTIVE_HTML.subn("", text)
+    text = REFERENCE.sub(address, text)
     text = LINK.sub(link, text)
-    text = AUTOLINK.sub(autolink, text)
-    if stripped or images:
+    text = AUTOLINK.sub(address, text)
+    text = BARE_URL.sub(bare, text)
+    if stripped or tags or references:
         text = re.sub(r"[ \t]{2,}", " ", text)
-    return text, stripped + images
+    return text, stripped + tags + references
+
+
+def quoted(sentence: str, allowed_urls: set[str]) -> str:
+    """An article's sentence as an answer shows it: without the article's own "[7]" footnotes
+    (they would pass for the answer's citations), links and images not from the sources, active
+    HTML, and invisible characters that could carry hidden text to whoever reads the answer next."""
+    text, _ = strip_links(INVISIBLE.sub("", sentence), allowed_urls)
+    text = MARKER_GROUP.sub("", text)
+    return re.sub(r"\s+([.,;:!?])", r"\1", re.sub(r"[ \t]{2,}", " ", text)).strip()
 
 
 def clean_markers(text: str, passage_count: int) -> tuple[str, int]:

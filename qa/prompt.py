@@ -2,7 +2,9 @@
 
 Spotlighting: each passage sits between BEGIN/END fences the model is told to treat as data,
 and any fence-like text inside a passage is defused, so an article cannot close its fence
-and speak as the user.
+and speak as the user. Paragraphs that speak to an AI model are replaced by a note before the
+model reads them, invisible characters (which can spell hidden text) are dropped, and titles
+and outlets are kept to one line so they cannot forge the fields after them.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import datetime as dt
 import re
 
 from qa.citations import ABSTENTION, Passage
+from qa.injection import INVISIBLE, instruction_spans
 from qa.llm.base import Message
 
 SYSTEM = f"""You answer questions about news articles using only the numbered passages you are given.
@@ -24,7 +27,8 @@ Rules:
 6. Today is {{as_of}}. Each passage gives the date it was published; read "now", "recently" or "last week" from today's date, and say so when the passages may be out of date.
 7. Be brief: a few sentences, plain text."""
 
-FENCE = re.compile(r"<{2,}|>{2,}|(BEGIN|END)\s+PASSAGE", re.I)
+FENCE = re.compile(r"<{2,}|>{2,}|(BEGIN|END)[\s_-]*PASSAGE", re.I)
+REMOVED = "[removed: text addressed to an AI model]"
 
 
 def answer_messages(question: str, passages: list[Passage], as_of: dt.date) -> list[Message]:
@@ -38,11 +42,22 @@ def answer_messages(question: str, passages: list[Passage], as_of: dt.date) -> l
 
 def _fenced(n: int, passage: Passage) -> str:
     fields = (
-        f"title: {_defused(passage.title)}\nsource: {_defused(passage.source or 'unknown')}\n"
+        f"title: {_one_line(passage.title)}\nsource: {_one_line(passage.source or 'unknown')}\n"
         f"published: {passage.published or 'undated'}"
     )
-    return f"<<<BEGIN PASSAGE {n}>>>\n{fields}\n\n{_defused(passage.text)}\n<<<END PASSAGE {n}>>>"
+    return f"<<<BEGIN PASSAGE {n}>>>\n{fields}\n\n{_defused(_without_instructions(passage.text))}\n<<<END PASSAGE {n}>>>"
+
+
+def _without_instructions(text: str) -> str:
+    for start, end in reversed(instruction_spans(text)):
+        text = text[:start] + REMOVED + text[end:]
+    return text
+
+
+def _one_line(text: str) -> str:
+    return " ".join(_defused(text).split())
 
 
 def _defused(text: str) -> str:
+    text = INVISIBLE.sub("", text)
     return FENCE.sub(lambda m: m.group(0).lower().replace("<", "‹").replace(">", "›"), text)

@@ -18,6 +18,7 @@ from index.ledger import Ledger
 from index.store import ChromaStore
 from qa.citations import Passage
 from qa.dates import DateRange, resolve
+from qa.sentences import terms
 
 CANDIDATES = 60  # taken from each of the dense and keyword lists before fusing
 RRF_K = 100  # the constant of reciprocal rank fusion (Cormack et al. use 60; tuned on RealTime QA dev)
@@ -29,6 +30,9 @@ RECENT_BOOST = 0.03
 RECENCY_BOOST = 0.002  # …and within it, and beyond, newer articles win near-ties,
 RECENCY_DAYS = 7.0  # decaying over about a week
 FUTURE_PENALTY = 0.004
+# Passages of two articles sharing this share of the shorter one's terms are copies of one story.
+NEAR_COPY = 0.8
+NEAR_COPY_MIN_TERMS = 12
 RELEVANCE_POWER = 1.0  # how strongly the date boost is scaled by relevance (0: not at all)  # articles published after the as-of date are never preferred
 
 
@@ -151,17 +155,33 @@ class Retriever:
 
     def _diverse(self, scored: list, top_k: int) -> list[Passage]:
         """Best first, one copy of a syndicated story, and at most `max_per_article` passages an
-        article while other articles can fill the list; only then more of the same articles."""
+        article while other articles can fill the list; only then more of the same articles.
+
+        A passage that is mostly another article's passage (a copy with a paragraph added, as a
+        poisoner makes them, escapes the ingest's MinHash) is a copy too."""
         per_article: dict[str, int] = {}
         member_of_group: dict[str, str] = {}
+        kept_terms: list[tuple[str, set[str]]] = []
         chosen, held_back = [], []
         for item in scored:
             doc_id = item[2]["doc_id"]
             if member_of_group.setdefault(item[2]["duplicate_of"] or doc_id, doc_id) != doc_id:
                 continue
+            words = terms(item[2]["text"])
+            if any(other != doc_id and _copied(words, seen) for other, seen in kept_terms):
+                continue
+            kept_terms.append((doc_id, words))
             per_article[doc_id] = per_article.get(doc_id, 0) + 1
             (chosen if per_article[doc_id] <= self.max_per_article else held_back).append(item)
+            if len(chosen) == top_k:
+                break  # the rest could only be held back: no need to read their terms
         return [_passage(*item) for item in (chosen + held_back)[:top_k]]
+
+
+def _copied(words: set[str], other: set[str]) -> bool:
+    """Most of the shorter passage's terms are in the other: one is a copy of the other."""
+    shorter = min(len(words), len(other))
+    return shorter >= NEAR_COPY_MIN_TERMS and len(words & other) >= NEAR_COPY * shorter
 
 
 def _passage(score: float, chunk_id: str, record: dict, why: dict) -> Passage:

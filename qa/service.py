@@ -75,7 +75,8 @@ class QAService:
     @property
     def indexer(self) -> Indexer:
         loader = Loader(max_file_mb=self.settings.max_file_mb)
-        return Indexer(self.embedder, self.store, self.ledger, self.settings.chunk_size, self.settings.chunk_overlap, loader)
+        return Indexer(self.embedder, self.store, self.ledger, self.settings.chunk_size, self.settings.chunk_overlap, loader,
+                       min_free_mb=self.settings.min_free_mb)
 
     def ingest(self, paths: Iterable[str], on_result: Callable[[FileResult], None] | None = None,
                prune: bool = False) -> IngestReport:
@@ -133,6 +134,30 @@ class QAService:
             answer.standalone_question = standalone
             answer.timings_ms["rewrite"] = round((rewritten - began) * 1000, 1)
         yield answer
+
+    def check_index(self):
+        """`qa index check`: the vector store and keyword index against the ledger (a CheckReport)."""
+        from index.check import IndexChecker
+        from index.pipeline import WriteLock
+
+        with WriteLock(self.settings.data_dir):  # no writer half-way through while we compare
+            return IndexChecker(self.store, self.ledger).check()
+
+    def repair_index(self, on_step: Callable[[str], None] | None = None):
+        """`qa index repair`: make them agree again, from the ledger's texts (a RepairReport)."""
+        from index.repair import IndexRepairer
+
+        return IndexRepairer(self.indexer, on_step).repair()
+
+    def check_readable(self) -> None:
+        """Fail now, naming the damaged file, rather than at the first question (`qa serve`)."""
+        problems = self.ledger.integrity(quick=True)
+        if problems:
+            from qa.errors import IndexCorruptError
+
+            raise IndexCorruptError(f"the ledger {self.ledger.path} is damaged ({problems[0]}); run `qa index repair`")
+        self.ledger.generation()
+        self.store.check()
 
     def documents(self) -> list[dict]:
         return self.ledger.list()

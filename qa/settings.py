@@ -44,6 +44,9 @@ class Settings(BaseSettings):
         None, description="A Chroma server (http://127.0.0.1:8000) instead of the embedded store in the data dir."
     )
     max_file_mb: float = Field(20, gt=0, description="Largest single article file accepted at ingest (MB).")
+    min_free_mb: float = Field(
+        100, ge=0, description="Ingest stops, with a clear error, before a batch when less than this is free where QA_DATA_DIR lives (MB)."
+    )
     host: str = Field("127.0.0.1", description="Address `qa serve` binds to.")
     port: int = Field(7860, description="Port `qa serve` listens on.")
     auth: SecretStr = Field(SecretStr(""), description="`qa serve`: user:password required by the browser UI; empty means no login.")

@@ -4,7 +4,9 @@ A cited sentence is supported when its passages share enough of its content term
 meaning (embedding similarity to the closest passage sentence), and when everything it puts
 in quotation marks, and every number it states, appears in a cited passage. Each cited passage
 becomes one Citation whose quote is the passage sentence that best supports the claims citing
-it, so `article_text[start:end] == quote` holds as for extractive answers.
+it, so `article_text[start:end] == quote` holds as for extractive answers. A passage's
+paragraphs that speak to an AI model are no evidence: "say the bridge collapsed" cannot support
+"the bridge collapsed", and a claim using words that only such a paragraph holds is flagged.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 
 from index.embedding import Embedder
 from qa.citations import AnswerSentence, Citation, Passage
+from qa.injection import blanked
 from qa.markers import ClaimSpan, claim_spans, clean_markers, strip_links
 from qa.sentences import sentence_spans, terms
 
@@ -85,8 +88,11 @@ class CitationVerifier:
         if not claims:
             return
         numbers = sorted({n for c in claims for n in c.span.numbers})
-        spans = {n: sentence_spans(passages[n - 1].text) for n in numbers}
-        texts = [c.text for c in claims] + [passages[n - 1].text[s:e] for n in numbers for s, e in spans[n]]
+        evidence = {n: blanked(passages[n - 1].text) for n in numbers}  # offsets as in the passage
+        # Words only the injected text holds: a claim that uses them did what it asked.
+        injected = {n: terms(passages[n - 1].text) - terms(evidence[n]) for n in numbers}
+        spans = {n: sentence_spans(evidence[n]) for n in numbers}
+        texts = [c.text for c in claims] + [evidence[n][s:e] for n in numbers for s, e in spans[n]]
         vectors = self.embedder.embed_sentences(texts)
         claim_vectors, rows, at = vectors[: len(claims)], {}, len(claims)
         for n in numbers:
@@ -96,34 +102,38 @@ class CitationVerifier:
             claim_terms = terms(claim.text)
             best_similarity, union = 0.0, set()
             for n in claim.span.numbers:
-                passage = passages[n - 1]
-                union |= terms(passage.text)
+                union |= terms(evidence[n])
                 similarities = rows[n] @ vector if len(spans[n]) else []
                 best_similarity = max([best_similarity, *map(float, similarities)])
-                claim.evidence[n] = self._best_sentence(claim_terms, passage, spans[n], similarities)
+                claim.evidence[n] = self._best_sentence(claim_terms, evidence[n], spans[n], similarities)
             score = SEMANTIC_WEIGHT * best_similarity + (1 - SEMANTIC_WEIGHT) * _overlap(claim_terms, union)
-            claim.supported, claim.reason = self._judge(claim, score, [passages[n - 1] for n in claim.span.numbers])
+            claim.supported, claim.reason = self._judge(claim, score, [evidence[n] for n in claim.span.numbers])
+            obeyed = claim_terms & set().union(*(injected[n] for n in claim.span.numbers))
+            if obeyed:
+                where = "".join(f"[{n}]" for n in claim.span.numbers)
+                claim.supported, claim.reason = False, f"repeats text addressed to an AI model in {where} ({', '.join(sorted(obeyed))})"
 
-    def _best_sentence(self, claim_terms, passage: Passage, spans, similarities) -> tuple[float, int, int]:
+    def _best_sentence(self, claim_terms, text: str, spans, similarities) -> tuple[float, int, int]:
         """The passage's score for the claim, and the sentence that supports it best (the quote)."""
         if not spans:
-            return 0.0, 0, len(passage.text)
-        passage_overlap = _overlap(claim_terms, terms(passage.text))
+            return 0.0, 0, len(text)
+        passage_overlap = _overlap(claim_terms, terms(text))
         best = max(
             range(len(spans)),
-            key=lambda i: similarities[i] + _overlap(claim_terms, terms(passage.text[spans[i][0] : spans[i][1]])),
+            key=lambda i: similarities[i] + _overlap(claim_terms, terms(text[spans[i][0] : spans[i][1]])),
         )
         score = SEMANTIC_WEIGHT * float(max(similarities)) + (1 - SEMANTIC_WEIGHT) * passage_overlap
         start, end = spans[best]
         return score, start, end - start
 
-    def _judge(self, claim: _Claim, score: float, cited: list[Passage]) -> tuple[bool, str]:
+    def _judge(self, claim: _Claim, score: float, cited: list[str]) -> tuple[bool, str]:
+        """`cited` holds the cited passages' evidence texts."""
         where = "".join(f"[{n}]" for n in claim.span.numbers)
-        haystack = _normalised(" ".join(p.text for p in cited))
+        haystack = _normalised(" ".join(cited))
         for quote in QUOTED.findall(claim.text):
             if _normalised(quote).rstrip(".,;:!? ") not in haystack:
                 return False, f"the quote “{quote}” is not in {where}"
-        cited_numbers = set(NUMBER.findall(" ".join(p.text for p in cited)))
+        cited_numbers = set(NUMBER.findall(" ".join(cited)))
         for number in NUMBER.findall(claim.text):
             if number not in cited_numbers:
                 return False, f"the number {number} is not in {where}"

@@ -47,7 +47,8 @@ def seeded(tmp_path_factory, embedder) -> QAService:
 def cli_env(tmp_path) -> dict:
     """Environment for `qa` subprocesses: its own data dir, offline."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
-    env.update(QA_DATA_DIR=str(tmp_path / "cli-data"), HF_HUB_OFFLINE="1")
+    # A wide terminal for rich's tables: long tmp paths would otherwise wrap mid-name.
+    env.update(QA_DATA_DIR=str(tmp_path / "cli-data"), HF_HUB_OFFLINE="1", COLUMNS="250")
     return env
 
 

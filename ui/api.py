@@ -12,53 +12,62 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
-from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field
 
 from index.pipeline import FileResult
 from qa.citations import Answer, Passage
 from qa.conversation import Turn
 from qa.errors import QAError
+from qa.question import checked_question
 from qa.retrieve import Filters
-from qa.service import MAX_QUESTION_CHARS
 from qa.settings import Settings
+from ui.gate import Gate, GatedStream
 
 Backend = Settings.model_fields["llm"].annotation  # the QA_LLM choices: extractive, openai, …
 COPY_BLOCK = 1024 * 1024
+JSON_BODY_BYTES = 1024 * 1024  # a question's request: room for a long conversation, not for a flood
+
+
+def unicode_text(text: str) -> str:
+    """JSON may carry lone surrogates ("\\ud800"): not text, and the model and the store fail on them."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("holds an unpaired surrogate escape (\\ud800-\\udfff), which is not text") from None
+    return text
+
+
+Text = Annotated[str, AfterValidator(unicode_text)]
+
+
+def json_body_limit(settings: Settings) -> int:
+    """Bytes a question's request may have: the question escaped as \\uXXXX pairs, and room for a conversation."""
+    return JSON_BODY_BYTES + 12 * settings.max_question_chars
 
 
 class FiltersIn(BaseModel):
     since: dt.date | None = Field(None, description="Only articles published on or after this day.")
     until: dt.date | None = Field(None, description="Only articles published on or before this day.")
-    sources: list[str] = Field([], description="Only these outlets (domains, e.g. cnn.com).")
-    doc_ids: list[str] = Field([], description="Only these articles.")
+    sources: list[Text] = Field([], description="Only these outlets (domains, e.g. cnn.com).")
+    doc_ids: list[Text] = Field([], description="Only these articles.")
 
     def to_filters(self) -> Filters:
         return Filters(self.since, self.until, tuple(self.sources), tuple(self.doc_ids))
 
 
 class SearchRequest(BaseModel):
-    question: str = Field(description="The question, as a user would type it.", examples=["What did the 2+2 statement say about Taiwan?"])
+    question: Text = Field(description="The question, as a user would type it (at most QA_MAX_QUESTION_CHARS).", examples=["What did the 2+2 statement say about Taiwan?"])
     top_k: int | None = Field(None, ge=1, le=100, description="Passages to retrieve (default QA_TOP_K).")
     as_of: dt.date | None = Field(None, description="The day the question is asked on (default today): 'last week' is read from it.")
     filters: FiltersIn | None = None
 
-    @field_validator("question")
-    @classmethod
-    def _not_empty(cls, question: str) -> str:
-        if not question.strip():
-            raise ValueError("the question is empty; type a question")
-        if len(question) > MAX_QUESTION_CHARS:
-            raise ValueError(f"the question is {len(question)} characters long; keep it under {MAX_QUESTION_CHARS}")
-        return question
-
 
 class TurnIn(BaseModel):
-    question: str
-    answer: str
+    question: Text
+    answer: Text
 
 
 class AskRequest(SearchRequest):
@@ -116,8 +125,16 @@ def sse(event: str, data: dict) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def router(service, gate, authorized) -> APIRouter:
-    """`gate` bounds concurrent work (a semaphore); `authorized` is the token check (a dependency)."""
+def question_of(service, text: str, status: int = 422) -> str:
+    """The question as the service will take it, checked before any work or waiting (and before a stream's 200)."""
+    try:
+        return checked_question(text, service.settings.max_question_chars)
+    except QAError as exc:
+        raise HTTPException(status, f"question: {exc}") from None
+
+
+def router(service, gate: Gate, authorized) -> APIRouter:
+    """`gate` bounds concurrent and waiting work (ui/gate.py); `authorized` is the token check (a dependency)."""
     api = APIRouter(prefix="/api")
     secured = APIRouter(dependencies=[Depends(authorized)])
 
@@ -125,32 +142,35 @@ def router(service, gate, authorized) -> APIRouter:
     def health():
         return Health(**service.status())
 
-    @secured.post("/ask", response_model=Answer, summary="Answer a question with citations",
+    json_limit = json_body_limit(service.settings)
+
+    @secured.post("/ask", response_model=Answer, summary="Answer a question with citations", max_body_size=json_limit,
                   responses={200: {"content": {"text/event-stream": {}}, "description": "With `stream: true`: events."}})
     def ask(request: AskRequest):
         answering = service.with_llm(request.backend or service.settings.llm)
         history = [Turn(t.question, t.answer) for t in request.history]
         filters = request.filters.to_filters() if request.filters else None
-        args = (request.question, request.top_k, request.as_of, history)
+        args = (question_of(service, request.question), request.top_k, request.as_of, history)
         if not request.stream:
             with gate:
                 return answering.ask(*args, filters=filters)
 
         def events() -> Iterator[str]:
-            with gate:
-                try:
-                    for item in answering.ask_stream(*args, filters=filters):
-                        yield sse("answer", item.to_dict()) if isinstance(item, Answer) else sse("delta", {"text": item})
-                except QAError as exc:  # after the 200 is sent, an error can only be an event
-                    yield sse("error", {"error": str(exc), "type": type(exc).__name__})
+            try:
+                for item in answering.ask_stream(*args, filters=filters):
+                    yield sse("answer", item.to_dict()) if isinstance(item, Answer) else sse("delta", {"text": item})
+            except QAError as exc:  # after the 200 is sent, an error can only be an event
+                yield sse("error", {"error": str(exc), "type": type(exc).__name__})
 
-        return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        gate.enter()  # a busy refusal is a 429 before the stream starts, not an event inside it
+        return GatedStream(events(), gate, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
-    @secured.post("/search", response_model=SearchResponse, summary="Retrieval only: the passages, best first")
+    @secured.post("/search", response_model=SearchResponse, summary="Retrieval only: the passages, best first", max_body_size=json_limit)
     def search(request: SearchRequest):
         filters = request.filters.to_filters() if request.filters else None
+        question = question_of(service, request.question)
         with gate:
-            return service.retrieve(request.question, request.top_k, request.as_of, filters).to_dict()
+            return service.retrieve(question, request.top_k, request.as_of, filters).to_dict()
 
     @secured.post("/ingest", response_model=IngestResponse, summary="Ingest uploaded files and/or URLs")
     def ingest(files: list[UploadFile] = File([], description="txt, md, html, pdf, json, jsonl, jsonl.gz"),

@@ -15,13 +15,14 @@ from collections.abc import Iterator
 from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException
-from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from qa.citations import Answer
 from qa.conversation import Turn
 from qa.errors import QAError
-from ui.api import FiltersIn
+from qa.markers import quoted
+from ui.api import FiltersIn, json_body_limit, question_of, unicode_text
+from ui.gate import GatedStream
 
 MODEL = "news-qa"
 SOURCES_HEADING = "\n\nSources:\n"
@@ -35,8 +36,13 @@ class Message(BaseModel):
     @property
     def text(self) -> str:
         if isinstance(self.content, list):  # content parts: only the text ones mean anything here
-            return " ".join(part.get("text", "") for part in self.content if part.get("type") == "text")
+            return " ".join(part["text"] for part in self.content if part.get("type") == "text" and isinstance(part.get("text"), str))
         return self.content or ""
+
+    @model_validator(mode="after")
+    def _is_text(self) -> Message:
+        unicode_text(self.text)
+        return self
 
 
 class ChatRequest(BaseModel):
@@ -67,8 +73,9 @@ def conversation(messages: list[Message]) -> tuple[str, list[Turn]]:
 def sources_text(answer: Answer) -> str:
     if not answer.citations:
         return ""
-    lines = [f"[{c.n}] {c.title or c.doc_id} — {c.source or 'unknown source'}, {c.published or 'undated'}" + (f" {c.url}" if c.url else "")
-             for c in answer.citations]
+    # Chat clients render markdown (some HTML too): an article's title or url must not become an image, a script or a link.
+    lines = [f"[{c.n}] {quoted(c.title or c.doc_id, set())} — {quoted(c.source or 'unknown source', set())}, {c.published or 'undated'}"
+             + (f" {c.url}" if c.url.startswith(("http://", "https://")) else "") for c in answer.citations]
     return SOURCES_HEADING + "\n".join(lines)
 
 
@@ -85,9 +92,12 @@ def router(service, gate, authorized) -> APIRouter:
     def models() -> dict:
         return {"object": "list", "data": [{"id": MODEL, "object": "model", "created": 0, "owned_by": "news-qa"}]}
 
-    @v1.post("/chat/completions", summary="Chat completions answered from the corpus, with citations")
+    json_limit = json_body_limit(service.settings)
+
+    @v1.post("/chat/completions", summary="Chat completions answered from the corpus, with citations", max_body_size=json_limit)
     def chat(request: ChatRequest):
         question, history = conversation(request.messages)
+        question = question_of(service, question, status=400)  # OpenAI's status for an invalid request
         filters = request.filters.to_filters() if request.filters else None
         args = (question, request.top_k, request.as_of, history)
         head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": MODEL}
@@ -103,23 +113,23 @@ def router(service, gate, authorized) -> APIRouter:
             return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
         def events() -> Iterator[str]:
-            with gate:
-                yield chunk({"role": "assistant", "content": ""})
-                streamed = ""
-                try:
-                    for item in service.ask_stream(*args, filters=filters):
-                        if isinstance(item, Answer):
-                            # The check may have removed markers or links: then the checked text follows.
-                            checked = "" if item.answer == streamed else f"\n\n(checked: {item.answer})"
-                            yield chunk({"content": checked + sources_text(item)})
-                            yield chunk({}, "stop", **extras(item))
-                        else:
-                            streamed += item
-                            yield chunk({"content": item})
-                except QAError as exc:  # the OpenAI client raises this as an APIError
-                    yield f"data: {json.dumps({'error': {'message': str(exc), 'type': type(exc).__name__}})}\n\n"
+            yield chunk({"role": "assistant", "content": ""})
+            streamed = ""
+            try:
+                for item in service.ask_stream(*args, filters=filters):
+                    if isinstance(item, Answer):
+                        # The check may have removed markers or links: then the checked text follows.
+                        checked = "" if item.answer == streamed else f"\n\n(checked: {item.answer})"
+                        yield chunk({"content": checked + sources_text(item)})
+                        yield chunk({}, "stop", **extras(item))
+                    else:
+                        streamed += item
+                        yield chunk({"content": item})
+            except QAError as exc:  # the OpenAI client raises this as an APIError
+                yield f"data: {json.dumps({'error': {'message': str(exc), 'type': type(exc).__name__}})}\n\n"
             yield "data: [DONE]\n\n"
 
-        return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        gate.enter()  # a busy refusal is a 429 before the stream starts
+        return GatedStream(events(), gate, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
     return v1

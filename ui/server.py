@@ -14,18 +14,23 @@ import logging
 import os
 import secrets
 import sys
-import threading
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from qa.errors import BackendUnavailableError, ConfigError, NotFoundError, QAError, StoreError
+from qa.errors import (BackendUnavailableError, ConfigError, DiskFullError, IndexCorruptError, NotFoundError, QAError,
+                       StoreError)
 from qa.settings import Settings
+from ui.gate import Gate
 
-STATUS = ((NotFoundError, 404), (StoreError, 409), (BackendUnavailableError, 503), (QAError, 400))
-QUEUE_SIZE = 64  # questions waiting in the UI's queue before new ones are turned away
+# A damaged index cannot serve (503, until `qa index repair`); a full disk is 507 Insufficient Storage.
+STATUS = ((NotFoundError, 404), (IndexCorruptError, 503), (DiskFullError, 507), (StoreError, 409),
+          (BackendUnavailableError, 503), (QAError, 400))
+QUESTION_ROUTES = ("/api/ask", "/api/search", "/v1/chat/completions")  # JSON bodies, limited in size
+SPARE_THREADS = 16  # for the handlers the gate does not hold back (health, documents, Gradio's own)
 log = logging.getLogger("qa.server")
 
 
@@ -97,24 +102,77 @@ def create_app(service, settings: Settings) -> FastAPI:
 
     from ui import api, openai_api
     from ui.app import CSS, HEAD, build
+    from ui.long_names import LongNameGuard
 
     from fastapi_offline import FastAPIOffline
 
+    # API work at once and waiting; more are refused at once. The UI's queue has the same two limits.
+    gate = Gate(settings.concurrency, settings.max_waiting, settings.queue_timeout)
+
+    @asynccontextmanager
+    async def threads(app):
+        # Every waiting API request holds a worker thread: make room for all the gate lets in, and more.
+        import anyio.to_thread
+
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = max(limiter.total_tokens, 2 * settings.concurrency + settings.max_waiting + SPARE_THREADS)
+        yield
+
     # Swagger UI's JS and CSS are served from the package, not a CDN: /api/docs works offline.
     app = FastAPIOffline(title="News QA", version="0.1.0", docs_url="/api/docs", redoc_url=None,
-                         openapi_url="/api/openapi.json", static_url="/api/static-docs",
+                         openapi_url="/api/openapi.json", static_url="/api/static-docs", lifespan=threads,
                          description="Answers from the stored news articles, with citations. The browser UI is at /.")
     install_error_handlers(app)
-    gate = threading.BoundedSemaphore(settings.concurrency)  # API work at once; the UI's queue has its own limit
+    app.add_middleware(RetryAfterWhenQueueFull, gate=gate)
     authorized = token_check(settings)
     app.include_router(api.router(service, gate, authorized))
     app.include_router(openai_api.router(service, gate, authorized))
-    demo = build(service).queue(default_concurrency_limit=settings.concurrency, max_size=QUEUE_SIZE)
+    app.add_middleware(TooLargeAsJson, limits=dict.fromkeys(QUESTION_ROUTES, api.json_body_limit(settings)))
+    app.add_middleware(LongNameGuard)  # a 404, not Gradio's 500, for an over-long static file name
+    demo = build(service).queue(default_concurrency_limit=settings.concurrency, max_size=settings.max_waiting)
     return gr.mount_gradio_app(
         app, demo, path="/", auth=ui_login(settings), css=CSS, head=HEAD, show_error=True,
         max_file_size=int(settings.max_file_mb * 1024 * 1024), footer_links=["api", "settings"], run_history=False,
         ssr_mode=False, mcp_server=False, allowed_paths=None,  # only Gradio's own cache is served
     )
+
+
+class RetryAfterWhenQueueFull:
+    """Gradio turns a question away from its full queue with a bare 503 (the page says "busy, try again");
+    this adds the Retry-After header that HTTP clients look for, as the API's own refusals have."""
+
+    def __init__(self, app, gate: Gate):
+        self.app = app
+        self.gate = gate
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or not scope["path"].endswith("/queue/join"):
+            return await self.app(scope, receive, send)
+
+        async def send_with_hint(message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 503:
+                hint = str(self.gate.retry_after(waiting=self.gate.max_waiting)).encode()
+                message = {**message, "headers": [*message.get("headers", []), (b"retry-after", hint)]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_hint)
+
+
+class TooLargeAsJson:
+    """A body declared (Content-Length) over the limit is refused before it is read, with the API's JSON
+    error (Starlette's own is plain text). Bodies sent in chunks meet the route's own max_body_size."""
+
+    def __init__(self, app, limits: dict[str, int]):
+        self.app = app
+        self.limits = limits
+
+    async def __call__(self, scope, receive, send) -> None:
+        limit = self.limits.get(scope["path"]) if scope["type"] == "http" else None
+        length = dict(scope.get("headers", [])).get(b"content-length", b"")
+        if limit is not None and length.isdigit() and int(length) > limit:
+            message = f"the request body is {int(length)} bytes, over the {limit} this route takes"
+            return await _error(Request(scope), 413, message, "HTTPError")(scope, receive, send)
+        await self.app(scope, receive, send)
 
 
 def serve(settings: Settings, host: str, port: int) -> None:
@@ -123,7 +181,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
     from qa.service import QAService
 
     service = QAService(settings)
-    service.store.check()
+    service.check_readable()  # a damaged ledger or Chroma folder is named now, not at the first question
     service.embedder.model  # load now, so the first question does not wait for it
     service.retriever  # built once, then shared by every backend's service (QAService.with_llm)
     app = create_app(service, settings)
