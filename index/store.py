@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +45,8 @@ class ChromaStore:
         self.collection_name = collection
         self.embed_model = embed_model
         self.url = url
+        self._writing = threading.RLock()  # held by writes; a reopen (follow) never cuts one off
+        self._generation: int | None = None  # the ledger generation this client has seen
 
     @property
     def where(self) -> str:
@@ -132,23 +135,50 @@ class ChromaStore:
         the first query; counting makes Chroma load its segments, so damage shows here."""
         self.count()
 
+    def follow(self, generation: int) -> None:
+        """See what other processes stored since this client opened.
+
+        Embedded Chroma holds its vector index in memory: another process's writes reach its
+        SQLite (count sees them) but not its nearest-neighbour queries, until the client is
+        opened again. So a reader reopens when the ledger's generation has moved on. Handles
+        already in use keep answering from the old index; a write in progress is waited out.
+        """
+        if self.url or generation == self._generation:
+            return
+        if self._generation is not None and self._writing.acquire(blocking=False):
+            try:
+                from chromadb.api.client import SharedSystemClient
+
+                self.__dict__.pop("_client", None)
+                SharedSystemClient.clear_system_cache()
+            finally:
+                self._writing.release()
+        self._generation = generation
+
     def add(self, chunks: list[Chunk], embeddings: list[list[float]]) -> None:
         if not chunks:
             return
         nodes = [expected_node(chunk, vector) for chunk, vector in zip(chunks, embeddings)]
-        store = self._vector_store(len(embeddings[0]))
+        with self._writing:
+            self._add(nodes, self._vector_store(len(embeddings[0])))
+
+    def _add(self, nodes: list, store) -> None:
         with self._guard("adding chunks"):
             batch = self._client.get_max_batch_size()  # the client's own limit, not llama-index's
             for offset in range(0, len(nodes), batch):
                 store.add(nodes[offset : offset + batch])
 
     def delete(self, chunk_ids: list[str]) -> None:
-        store = self._vector_store()
-        if store is not None and chunk_ids:
-            with self._guard("deleting chunks"):
-                batch = self._client.get_max_batch_size()
-                for offset in range(0, len(chunk_ids), batch):
-                    store.delete_nodes(node_ids=list(chunk_ids[offset : offset + batch]))
+        with self._writing:
+            store = self._vector_store()
+            if store is not None and chunk_ids:
+                self._delete(chunk_ids, store)
+
+    def _delete(self, chunk_ids: list[str], store) -> None:
+        with self._guard("deleting chunks"):
+            batch = self._client.get_max_batch_size()
+            for offset in range(0, len(chunk_ids), batch):
+                store.delete_nodes(node_ids=list(chunk_ids[offset : offset + batch]))
 
     def count(self) -> int:
         collection = self._collection()

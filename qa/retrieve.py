@@ -111,6 +111,7 @@ class Retriever:
         date_range = resolve(question, as_of) if self.use["dates"] else None
         filters = (filters or Filters()).narrowed(date_range)
         result = Retrieval(question, as_of, date_range, filters)
+        self.store.follow(self.ledger.generation())  # another process may have ingested meanwhile
         if self.store.count() == 0:
             return result
         ranks = self._candidates(question, filters)

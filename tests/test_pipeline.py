@@ -86,3 +86,24 @@ def test_an_unreachable_chroma_server_is_a_clear_error(make_service):
     service = make_service(chroma_url=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(BackendUnavailableError, match="QA_CHROMA_URL"):
         service.search("anything")
+
+
+def test_a_running_reader_finds_what_another_process_ingests(make_service, tmp_path, cli_env):
+    """Embedded Chroma keeps its vector index in memory; the reader reopens it when the ledger moves on."""
+    import subprocess
+
+    from qa.retrieve import Retriever
+    from tests.conftest import QA_BIN
+
+    reader = make_service("shared")
+    reader.ingest([SEEDS])
+    dense = Retriever(reader.embedder, reader.store, reader.ledger, top_k=3, keyword=False, dates=False)
+    assert {p.doc_id for p in dense.search("volcano eruption on the island")} == {"000_816be8fe4ddfb075.txt"}
+    folder = tmp_path / "new"
+    folder.mkdir()
+    (folder / "volcano.txt").write_text("Volcano erupts\n\nA volcano erupted on the island of Tanna on Monday, "
+                                        "sending ash over villages and closing the airport.", encoding="utf-8")
+    env = {**cli_env, "QA_DATA_DIR": str(reader.settings.data_dir)}
+    done = subprocess.run([QA_BIN, "ingest", str(folder)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert dense.search("volcano eruption on the island")[0].doc_id == "volcano.txt"
