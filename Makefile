@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LLM_TEST_STAMP := $(VENV)/.installed-llm-test
 
-.PHONY: install run test reliability clean
+.PHONY: install run test reliability bench clean
 
 install: $(STAMP)
 
@@ -31,6 +31,16 @@ test: install $(LLM_TEST_STAMP)
 # The long promises of docs/reliability.md: 60 s of load, fuzzing, faults under load.
 reliability: install $(LLM_TEST_STAMP)
 	$(BIN)/python -m pytest -q -m reliability
+
+# llama-index's HuggingFaceEmbedding: only the benchmark's "path a user would otherwise write" needs it.
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	touch $(BENCH_STAMP)
+
+# Issue 9's figures → bench/results.json and docs/benchmarks.md (about two hours on 2 cores; BENCH_ARGS="--sizes seed,300" for less).
+bench: install $(BENCH_STAMP)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) data

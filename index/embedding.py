@@ -27,6 +27,7 @@ def resolve_model(name: str) -> str:
 
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
+QUERY_CACHE = 256  # question vectors kept
 
 
 class Embedder:
@@ -37,6 +38,7 @@ class Embedder:
         self.batch_size = batch_size
         self.backend = backend
         self.cache_dir = cache_dir or Path("data") / "models"
+        self._queries: dict[str, list[float]] = {}
 
     @property
     def identity(self) -> str:
@@ -93,7 +95,14 @@ class Embedder:
         return self._encode(texts, self._prompt("document")).tolist()
 
     def embed_query(self, text: str) -> list[float]:
-        return self._encode([text], self._prompt("query"))[0].tolist()
+        """Cached: retrieval and then the answerer both need the question's vector."""
+        vector = self._queries.get(text)
+        if vector is None:
+            vector = self._encode([text], self._prompt("query"))[0].tolist()
+            if len(self._queries) >= QUERY_CACHE:
+                self._queries.pop(next(iter(self._queries)))  # the oldest
+            self._queries[text] = vector
+        return vector
 
     def embed_sentences(self, texts: list[str]):
         """Short texts for answer selection, as a normalised numpy matrix."""

@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 import re
 
+import numpy as np
+
 from index.embedding import Embedder
 from qa.citations import ABSTENTION, Answer, AnswerSentence, Citation, Passage
 from qa.injection import instruction_spans
@@ -111,8 +113,8 @@ class ExtractiveAnswerer:
         # Encoding is the cost of an answer: only the sentences sharing most of the question's
         # terms are encoded (ties in retrieval order). The rest could not win on meaning alone.
         kept = sorted(range(len(candidates)), key=lambda i: -overlaps[i])[:SEMANTIC_CANDIDATES]
-        vectors = self.embedder.embed_sentences([question, *(sentences[i] for i in kept)])
-        similarities = vectors[1:] @ vectors[0]
+        asked = np.asarray(self.embedder.embed_query(question), dtype=np.float32)  # cached by retrieval
+        similarities = self.embedder.embed_sentences([sentences[i] for i in kept]) @ asked if kept else []
         for i, similarity in zip(kept, similarities):
             (passage, start, end), overlap = candidates[i], overlaps[i]
             score = SEMANTIC_WEIGHT * float(similarity) + (1 - SEMANTIC_WEIGHT) * overlap

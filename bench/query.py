@@ -1,0 +1,76 @@
+"""Query latency in a warm process, and retrieval hit@10 (a benchmark worker).
+
+    QA_DATA_DIR=DIR QA_EMBED_BACKEND=... .venv/bin/python bench/query.py --questions FILE [--repeats N]
+
+Opens the index in QA_DATA_DIR with QAService as `qa serve` does, warms it up with one search
+and one ask, then times `QAService.search` and the extractive `QAService.ask` over every
+question, each asked as of its date; p50 and p95 per repeat. With gold articles, also hit@10
+by bench/retrieval.py's `evaluate`: dense only, and as users get it (hybrid + dates).
+Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.measure import percentile  # noqa: E402
+from qa.retrieve import Retriever  # noqa: E402
+from qa.service import QAService  # noqa: E402
+from qa.settings import Settings  # noqa: E402
+
+HIT_MODES = {"dense": dict(keyword=False, dates=False), "default": {}}
+
+
+def as_of(question: dict) -> dt.date | None:
+    return dt.date.fromisoformat(question["question_date"]) if question.get("question_date") else None
+
+
+def latencies_ms(call, questions: list[dict]) -> list[float]:
+    times = []
+    for q in questions:
+        began = time.perf_counter()
+        call(q["question"], as_of=as_of(q))
+        times.append((time.perf_counter() - began) * 1000)
+    return times
+
+
+def hits(service: QAService, questions: list[dict]) -> dict:
+    from bench.retrieval import evaluate  # needs ../shared only for its default paths, not here
+
+    graded = [q for q in questions if q["evidence_doc_ids"]]
+    if not graded:
+        return {}
+    result = {}
+    for mode, switches in HIT_MODES.items():
+        retriever = Retriever(service.embedder, service.store, service.ledger, 10, max_per_article=1, **switches)
+        result[mode] = round(evaluate(retriever, graded)["hit@10"], 4)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--questions", type=Path, required=True)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    questions = json.loads(args.questions.read_text())
+    service = QAService(Settings())
+    service.search(questions[0]["question"], as_of=as_of(questions[0]))  # loads the model, the store, BM25
+    service.ask(questions[0]["question"], as_of=as_of(questions[0]))
+    runs = []
+    for _ in range(args.repeats):
+        search, ask = latencies_ms(service.search, questions), latencies_ms(service.ask, questions)
+        runs.append({"search_p50_ms": percentile(search, 0.5), "search_p95_ms": percentile(search, 0.95),
+                     "ask_p50_ms": percentile(ask, 0.5), "ask_p95_ms": percentile(ask, 0.95)})
+    print(json.dumps({"questions": len(questions), "chunks": service.store.count(), "runs": runs,
+                      "hit@10": hits(service, questions)}))
+
+
+if __name__ == "__main__":
+    main()

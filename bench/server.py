@@ -1,0 +1,119 @@
+"""`qa serve` under load: one client, then 8 concurrent ones, on /api/ask; then the server's peak RSS.
+
+Each run starts a fresh server on a free loopback port over an ingested data dir, asks one
+question to warm it up, asks SINGLE_ASKS questions one at a time (single-client latency), then
+has CLIENTS clients ask ASKS_PER_CLIENT questions each at once (throughput and latency under
+load), and reads the server's VmHWM from /proc. QA_CONCURRENCY keeps its default.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.measure import QA, clean_env, free_port, percentile
+
+CLIENTS = 8
+ASKS_PER_CLIENT = 8
+SINGLE_ASKS = 16
+START_TIMEOUT = 300
+
+
+def measure(data_dir: Path, backend: str, questions: list[dict], log: Path) -> dict:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = clean_env(QA_DATA_DIR=str(data_dir), QA_EMBED_BACKEND=backend)
+    with open(log, "w") as handle:
+        began = time.perf_counter()
+        process = subprocess.Popen([QA, "serve", "--port", str(port)], env=env, stdout=handle, stderr=subprocess.STDOUT)
+    try:
+        _wait_healthy(url, process, log)
+        started = time.perf_counter() - began
+        with httpx.Client(base_url=url, timeout=300) as client:
+            _ask(client, questions[0])  # loads the model and the index
+            single = [_ask(client, questions[i % len(questions)]) for i in range(SINGLE_ASKS)]
+        latencies, seconds = _concurrent(url, questions)
+        peak_mb = _vm_hwm_mb(process.pid)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    single_p50 = percentile(single, 0.5)
+    concurrent_p95 = percentile(latencies, 0.95)
+    return {
+        "startup_seconds": started,
+        "single_p50_ms": single_p50,
+        "concurrent_p50_ms": percentile(latencies, 0.5),
+        "concurrent_p95_ms": concurrent_p95,
+        "answers_per_second": len(latencies) / seconds,
+        "p95_ratio": concurrent_p95 / single_p50,
+        "peak_rss_mb": peak_mb,
+    }
+
+
+def _ask(client: httpx.Client, question: dict) -> float:
+    body = {"question": question["question"]}
+    if question.get("question_date"):
+        body["as_of"] = question["question_date"]
+    began = time.perf_counter()
+    response = client.post("/api/ask", json=body)
+    elapsed = (time.perf_counter() - began) * 1000
+    if response.status_code != 200:
+        raise RuntimeError(f"/api/ask answered {response.status_code}: {response.text[:500]}")
+    return elapsed
+
+
+def _concurrent(url: str, questions: list[dict]) -> tuple[list[float], float]:
+    """CLIENTS threads, each with its own connection, released together; their latencies and the wall time."""
+    latencies: list[float] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(CLIENTS + 1)
+
+    def client_run(offset: int) -> None:
+        with httpx.Client(base_url=url, timeout=600) as client:
+            start.wait()
+            for i in range(ASKS_PER_CLIENT):
+                try:
+                    latencies.append(_ask(client, questions[(offset * ASKS_PER_CLIENT + i) % len(questions)]))
+                except (httpx.HTTPError, RuntimeError) as exc:
+                    errors.append(exc)
+
+    threads = [threading.Thread(target=client_run, args=(n,)) for n in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - began
+    if errors:
+        raise RuntimeError(f"{len(errors)} of {CLIENTS * ASKS_PER_CLIENT} concurrent asks failed: {errors[0]}")
+    return latencies, seconds
+
+
+def _wait_healthy(url: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.time() + START_TIMEOUT
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"qa serve exited ({process.returncode}): {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"qa serve did not answer /api/health within {START_TIMEOUT} s: {log.read_text()[-2000:]}")
+
+
+def _vm_hwm_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/PID/status (Linux only)")

@@ -1,0 +1,87 @@
+"""bench/run.py (`make bench`) on the seed corpus, and the goal that commands needing no model import no torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from bench.imports import COMMANDS, imported
+from bench.report import BEGIN, END
+from tests.conftest import ROOT
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_commands_that_need_no_model_do_not_import_torch(command, tmp_path):
+    names, _, done = imported(command, tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "typer" in names  # the import profile was read at all
+    assert not {"torch", "sentence_transformers"} & names
+
+
+def bench(tmp_path, *options: str) -> dict:
+    out, doc = tmp_path / "results.json", tmp_path / "benchmarks.md"
+    doc.write_text((ROOT / "docs" / "benchmarks.md").read_text())
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--sizes", "seed", "--repeats", "1",
+                           "--max-questions", "3", "--out", str(out), "--doc", str(doc), *options],
+                          capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    tables = doc.read_text().partition(BEGIN)[2].partition(END)[0]
+    assert "### Goals of issue 9" in tables and "| seed | torch |" in tables
+    return json.loads(out.read_text())
+
+
+def assert_figure(value, repeats: int = 1) -> None:
+    """A figure: the median of the repeats with min and max, all positive numbers."""
+    assert set(value) == {"median", "min", "max", "runs"}
+    assert len(value["runs"]) == repeats and all(isinstance(v, (int, float)) and v > 0 for v in value["runs"])
+    assert value["min"] <= value["median"] <= value["max"]
+
+
+def assert_figures(section: dict, names: tuple[str, ...]) -> None:
+    for name in names:
+        assert_figure(section[name])
+
+
+INGEST = ("seconds", "wall_seconds", "chunks_per_second", "raw_encode_seconds", "raw_load_seconds",
+          "raw_chunks_per_second", "ratio", "ratio_with_load", "peak_rss_mb", "raw_peak_rss_mb")
+QUERY = ("search_p50_ms", "search_p95_ms", "ask_p50_ms", "ask_p95_ms")
+
+
+def test_bench_on_the_seed_corpus(tmp_path):
+    results = bench(tmp_path, "--backends", "torch", "--skip", "imports", "llamaindex", "coldstart", "server")
+    assert results["schema"] == 1
+    assert {"cpu", "cores", "memory_gb", "python", "versions", "git_commit", "load_average"} <= set(results["machine"])
+    assert results["machine"]["versions"]["torch"]
+    seed = results["sizes"]["seed"]
+    assert seed["corpus"]["articles"] == 1 and seed["corpus"]["questions"] == 3
+    ingest = seed["ingest"]["torch"]
+    assert ingest["chunks"] > 0 and ingest["raw_chunks"] == ingest["chunks"] and ingest["failed"] == 0
+    assert_figures(ingest, INGEST)
+    query = seed["query"]["torch"]
+    assert query["questions"] == 3 and query["chunks"] == ingest["chunks"] and query["hit@10"] == {}
+    assert_figures(query, QUERY)
+    assert {g["goal"] for g in results["goals"]} >= {"extractive ask p50 ≤ 100 ms (torch)"}
+    assert all(set(g) == {"goal", "target", "unit", "figure", "size", "met"} for g in results["goals"])
+
+
+@pytest.mark.reliability
+def test_bench_every_step_on_the_seed_corpus(tmp_path):
+    """Both backends, llama-index's path, cold start and a real `qa serve` under 8 clients: minutes, hence reliability."""
+    results = bench(tmp_path)
+    seed = results["sizes"]["seed"]
+    for backend in ("torch", "onnx-int8"):
+        assert_figures(seed["ingest"][backend], INGEST)
+        assert_figures(seed["query"][backend], QUERY)
+        assert_figures(seed["coldstart"][backend], ("ask_seconds", "import_seconds", "ratio"))
+        assert_figures(seed["server"][backend], ("startup_seconds", "single_p50_ms", "concurrent_p50_ms", "concurrent_p95_ms",
+                                                 "answers_per_second", "p95_ratio", "peak_rss_mb"))
+    assert_figure(seed["int8_speedup"])
+    assert results["onnx_export_seconds"]["onnx-int8"] > 0
+    llamaindex = seed["llamaindex"]
+    assert llamaindex["embedding"] == "HuggingFaceEmbedding" and llamaindex["documents"] == 1 and llamaindex["nodes"] >= 1
+    assert_figures(llamaindex, ("seconds", "load_seconds", "peak_rss_mb", "ingest_time_ratio"))
+    assert [r["command"] for r in results["imports"]] == ["qa --help", "qa docs list", "qa eval --help"]
+    assert not any(r["imports_torch"] for r in results["imports"])
