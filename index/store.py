@@ -226,6 +226,19 @@ class ChromaStore:
         SharedSystemClient.clear_system_cache()  # else this process would reopen the moved files
         return kept
 
+    def nearest(self, embedding: list[float], top_k: int, where: dict | None = None) -> list[tuple[str, float]]:
+        """(chunk id, cosine similarity) of the nearest chunks, best first: ids and distances only.
+
+        The retriever reads texts from the ledger, so this asks Chroma directly for nothing
+        else, instead of llama-index's query, which also fetches and parses every node."""
+        collection = self._collection()
+        if collection is None:
+            return []
+        with self._guard("searching"):
+            found = collection.query(query_embeddings=[embedding], n_results=top_k, where=where or None,
+                                     include=["distances"])
+        return [(chunk_id, 1.0 - distance) for chunk_id, distance in zip(found["ids"][0], found["distances"][0])]
+
     def query(self, embedding: list[float], top_k: int, where: dict | None = None) -> list[StoredChunk]:
         from llama_index.core.vector_stores.types import VectorStoreQuery
 

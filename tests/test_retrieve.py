@@ -126,3 +126,23 @@ def test_keyword_index_survives_restart_and_follows_deletes(tmp_path, embedder, 
     fresh = QAService(settings, embedder=embedder)
     found = {chunk_id.split("::")[0] for chunk_id, _ in fresh.retriever.keywords.search("Quorvex", 5, fresh.ledger)}
     assert found == {"b.txt", "c.txt"}
+
+
+def test_an_article_titled_with_what_is_asked_beats_a_digest_that_mentions_it(make_service, tmp_path):
+    """The digest's paragraph matches as well as the report's; the report's title names the subject."""
+    from qa.retrieve import Retriever
+
+    digest = {"id": "digest", "title": "Five things to know for Monday", "published": "2022-06-13",
+              "text": "Markets fell again on Friday. The Wexbury dam burst after heavy rain and flooded the valley "
+                      "villages. Voters in the north go to the polls on Sunday. A heatwave is expected."}
+    report = {"id": "report", "title": "Wexbury dam burst floods valley", "published": "2022-06-13",
+              "text": "Officials said the structure gave way overnight. Homes downstream were under water and "
+                      "residents were moved to higher ground."}
+    (tmp_path / "news.jsonl").write_text("\n".join(json.dumps(a) for a in (digest, report)), encoding="utf-8")
+    service = make_service()
+    service.ingest([tmp_path / "news.jsonl"])
+    question = "Which dam burst and flooded the valley villages?"
+    titled = service.retriever.search(question, as_of=AS_OF)
+    assert titled[0].doc_id == "report" and titled[0].why["title_boost"] > 0
+    untitled = Retriever(service.embedder, service.store, service.ledger, 5, title=False).search(question, as_of=AS_OF)
+    assert untitled[0].doc_id == "digest"  # without the title's word, the digest's exact paragraph wins
