@@ -8,6 +8,8 @@ surrogates (a JSON "\\ud800" escape), which are not text at all.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import re
 import unicodedata
 
@@ -33,3 +35,14 @@ def checked_question(question: str | None, max_chars: int) -> str:
         raise QAError(f"the question contains {kind} (U+{ord(char):04X}{' ' + name if name else ''}) "
                       f"at position {found.start() + 1}; remove it and ask again")
     return question
+
+
+# Days a question may be asked on: "last week" is date arithmetic, which overflows near year 1 and 9999.
+FIRST_DAY, LAST_DAY = dt.date(1900, 1, 1), dt.date(2999, 12, 31)
+
+
+def checked_day(day: dt.date | None, name: str = "as_of") -> dt.date | None:
+    """The day, or QAError naming the field when it lies outside FIRST_DAY..LAST_DAY."""
+    if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+        raise QAError(f"{name} is {day.isoformat()}; give a day between {FIRST_DAY.isoformat()} and {LAST_DAY.isoformat()}")
+    return day

@@ -18,6 +18,7 @@ from index.ledger import Ledger
 from index.store import ChromaStore
 from qa.citations import Passage
 from qa.dates import DateRange, resolve
+from qa.question import checked_day
 from qa.sentences import terms
 
 CANDIDATES = 60  # taken from each of the dense and keyword lists before fusing
@@ -108,7 +109,7 @@ class Retriever:
 
     def retrieve(self, question: str, top_k: int | None = None, as_of: dt.date | None = None,
                  filters: Filters | None = None) -> Retrieval:
-        as_of = as_of or dt.date.today()
+        as_of = checked_day(as_of) or dt.date.today()
         top_k = top_k or self.top_k
         date_range = resolve(question, as_of) if self.use["dates"] else None
         filters = (filters or Filters()).narrowed(date_range)

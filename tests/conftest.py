@@ -17,6 +17,17 @@ ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
 SEED_ID = "000_816be8fe4ddfb075.txt"
 QA_BIN = str(Path(sys.executable).parent / "qa")
+ARTIFACTS = ROOT / "test-artifacts"  # git-ignored
+
+
+def record_fuzz_counts(tried: dict[str, int]) -> None:
+    """Inputs tried by each fuzzer: printed, and appended to test-artifacts/fuzz.txt for docs/reliability.md."""
+    if tried:
+        ARTIFACTS.mkdir(exist_ok=True)
+        lines = [f"{name}: {count} inputs" for name, count in sorted(tried.items())]
+        with open(ARTIFACTS / "fuzz.txt", "a", encoding="utf-8") as log:
+            log.write("\n".join(lines) + "\n")
+        print("\n" + "\n".join(lines))
 
 
 @pytest.fixture(scope="session")

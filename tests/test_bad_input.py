@@ -8,9 +8,7 @@ from __future__ import annotations
 import gzip
 import json
 import subprocess
-import time
 from collections import Counter
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,10 +19,9 @@ from hypothesis import strategies as st
 
 from qa.errors import QAError
 from qa.question import checked_question
-from tests.conftest import QA_BIN, SEEDS
+from tests.conftest import QA_BIN, SEEDS, record_fuzz_counts
 from tests.serving import ingest_seeds, qa_serve
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 SEED_QUESTION = "What did the 2+2 statement say about Taiwan?"
 MAX_CHARS = 2000  # QA_MAX_QUESTION_CHARS's default
 TRIED: Counter[str] = Counter()
@@ -44,12 +41,7 @@ BAD_QUESTIONS = [
 @pytest.fixture(scope="module", autouse=True)
 def record_counts():
     yield
-    if TRIED:
-        ARTIFACTS.mkdir(exist_ok=True)
-        lines = [f"{name}: {count} inputs" for name, count in sorted(TRIED.items())]
-        with open(ARTIFACTS / "fuzz.txt", "a", encoding="utf-8") as log:
-            log.write("\n".join(lines) + "\n")
-        print("\n" + "\n".join(lines))
+    record_fuzz_counts(TRIED)
 
 
 # -- the rule itself ------------------------------------------------------------------------------------
@@ -109,6 +101,13 @@ def test_the_api_refuses_bad_questions_with_a_clear_4xx(server, question, says):
         else:
             assert says in message, (route, message)
         assert "Traceback" not in response.text and len(response.text) < 500
+
+
+def test_the_api_refuses_days_it_cannot_count_from(server):
+    for body in ({"question": "What happened last week?", "as_of": "0001-01-01", "stream": True},
+                 {"question": "What happened?", "filters": {"since": "9999-12-31"}}):
+        response = httpx.post(server + "/api/ask", json=body, timeout=30)
+        assert response.status_code == 422 and "give a day between 1900-01-01 and 2999-12-31" in error_of(response)
 
 
 def test_an_oversized_body_is_refused_before_it_is_read(server):
@@ -280,3 +279,14 @@ def test_qa_ingest_names_each_bad_file_in_one_line(tmp_path, cli_env):
     ids = {d["id"] for d in json.loads(listed.stdout)}
     fed = {i for i in ids if i.startswith("feed-")}  # the lines before the gzip stream broke off
     assert ids - fed == {"good.txt", "utf16.txt", "fine", "d1"} and 0 < len(fed) < 6
+
+
+def test_days_out_of_range_are_a_clear_error_not_an_overflow(seeded):
+    """Found by schemathesis: as_of 0001-01-01 made "last week" overflow into a 500."""
+    import datetime as dt
+
+    from qa.errors import QAError
+
+    with pytest.raises(QAError, match="as_of is 0001-01-01; give a day between 1900-01-01 and 2999-12-31"):
+        seeded.search("What happened last week?", as_of=dt.date(1, 1, 1))
+    assert seeded.search("What happened last week?", as_of=dt.date(2999, 12, 31)) is not None

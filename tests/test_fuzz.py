@@ -30,9 +30,8 @@ from index.formats import MAX_TITLE_CHARS
 from index.loading import Loader
 from index.pipeline import STATUSES
 from qa.errors import IngestError
-from tests.conftest import QA_BIN
+from tests.conftest import QA_BIN, record_fuzz_counts
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 TRIED: Counter[str] = Counter()  # inputs tried, by fuzzer: printed and recorded at the end of the module
 SMALL_LINE_LIMIT = 4096  # stands in for the 10 MB JSON Lines limit, so huge lines cost little to make
 
@@ -44,12 +43,7 @@ prose = st.lists(WORDS, max_size=60).map(" ".join) | st.text(max_size=400)
 @pytest.fixture(scope="module", autouse=True)
 def record_counts():
     yield
-    if TRIED:
-        ARTIFACTS.mkdir(exist_ok=True)
-        lines = [f"{name}: {count} inputs" for name, count in sorted(TRIED.items())]
-        with open(ARTIFACTS / "fuzz.txt", "a", encoding="utf-8") as log:
-            log.write("\n".join(lines) + "\n")
-        print("\n" + "\n".join(lines))
+    record_fuzz_counts(TRIED)
 
 
 # -- what a file may hold --------------------------------------------------------------------------------

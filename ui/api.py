@@ -21,7 +21,7 @@ from index.pipeline import FileResult
 from qa.citations import Answer, Passage
 from qa.conversation import Turn
 from qa.errors import QAError
-from qa.question import checked_question
+from qa.question import checked_day, checked_question
 from qa.retrieve import Filters
 from qa.settings import Settings
 from ui.gate import Gate, GatedStream
@@ -43,14 +43,24 @@ def unicode_text(text: str) -> str:
 Text = Annotated[str, AfterValidator(unicode_text)]
 
 
+def day_in_range(day: dt.date) -> dt.date:
+    try:
+        return checked_day(day, "the day")
+    except QAError as exc:
+        raise ValueError(str(exc)) from None
+
+
+Day = Annotated[dt.date, AfterValidator(day_in_range)]
+
+
 def json_body_limit(settings: Settings) -> int:
     """Bytes a question's request may have: the question escaped as \\uXXXX pairs, and room for a conversation."""
     return JSON_BODY_BYTES + 12 * settings.max_question_chars
 
 
 class FiltersIn(BaseModel):
-    since: dt.date | None = Field(None, description="Only articles published on or after this day.")
-    until: dt.date | None = Field(None, description="Only articles published on or before this day.")
+    since: Day | None = Field(None, description="Only articles published on or after this day.")
+    until: Day | None = Field(None, description="Only articles published on or before this day.")
     sources: list[Text] = Field([], description="Only these outlets (domains, e.g. cnn.com).")
     doc_ids: list[Text] = Field([], description="Only these articles.")
 
@@ -61,7 +71,7 @@ class FiltersIn(BaseModel):
 class SearchRequest(BaseModel):
     question: Text = Field(description="The question, as a user would type it (at most QA_MAX_QUESTION_CHARS).", examples=["What did the 2+2 statement say about Taiwan?"])
     top_k: int | None = Field(None, ge=1, le=100, description="Passages to retrieve (default QA_TOP_K).")
-    as_of: dt.date | None = Field(None, description="The day the question is asked on (default today): 'last week' is read from it.")
+    as_of: Day | None = Field(None, description="The day the question is asked on (default today): 'last week' is read from it.")
     filters: FiltersIn | None = None
 
 
