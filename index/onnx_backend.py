@@ -36,7 +36,7 @@ OPSET = 17
 class OnnxEncoder:
     """Transformer → Pooling (mean or CLS) → optional Normalize, as the sentence-transformers model does."""
 
-    def __init__(self, model, cache_dir: Path, quantize: bool, threads: int = 0):
+    def __init__(self, model, cache_dir: Path, quantize: bool):
         self.tokenizer = model.tokenizer
         self.max_tokens = int(model.max_seq_length)
         self.pooling, self.normalize = _pipeline(model)
@@ -46,7 +46,7 @@ class OnnxEncoder:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.enable_mem_pattern = False  # it plans for one input shape; ours change every batch
-        options.intra_op_num_threads = threads or (os.cpu_count() or 1)
+        options.intra_op_num_threads = os.cpu_count() or 1
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}
 
