@@ -106,6 +106,10 @@ class Embedder:
             self._queries[text] = vector
         return vector
 
+    def forget_queries(self) -> None:
+        """Empty the question cache (benchmarks time the question's embedding too)."""
+        self._queries.clear()
+
     def embed_sentences(self, texts: list[str]):
         """Short texts for answer selection, as a normalised numpy matrix."""
         return self._encode(texts)

@@ -9,7 +9,7 @@ import datetime as dt
 import email.utils
 import re
 import reprlib
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from index.documents import Article
 
@@ -114,6 +114,25 @@ def short_title(title: str) -> tuple[str, tuple[str, ...]]:
     return cut + "…", (f"the title is {len(title)} characters long; its first words are used",)
 
 
+def title_from_url(url: str | None) -> str:
+    """The words of a news URL's slug ("/2022/06/15/business/ford-recall/index.html" → "Ford
+    recall"), for an article that came without a title: the slug is the headline's gist, and a
+    passage needs a subject. Empty when no path segment has two words or more."""
+    try:
+        path = urlparse(url or "").path
+    except ValueError:
+        return ""
+    best: list[str] = []
+    for segment in unquote(path).split("/"):
+        segment = re.sub(r"\.(s?html?|php|aspx?|cnn)$", "", segment, flags=re.I)
+        words = [w for w in re.split(r"[-_+.\s]+", segment) if w]
+        # ids and hashes ("h_c164ac93…", "a1b2") are no words; plain numbers ("2022") are
+        words = [w for w in words if w.isalpha() or w.isdigit()]
+        if sum(w.isalpha() for w in words) >= 2 and len(words) > len(best):
+            best = words
+    return " ".join(best).capitalize()[:SHORT_TITLE_CHARS]
+
+
 def author_names(value: object) -> tuple[str, ...]:
     """A string, or a list of strings or {"name": ...} objects; anything else is no author."""
     items = value if isinstance(value, list) else [value]
@@ -130,6 +149,8 @@ def article_from_record(record: object, default_id: str, path: str) -> Article:
     published, warning = parse_date(pick(record, "published"))
     url = storable(pick(record, "url")) if pick(record, "url") else None
     title, title_warnings = short_title(storable(pick(record, "title") or "").strip())
+    if not title and title_from_url(url):
+        title, title_warnings = title_from_url(url), ("no title; the words of its URL are used",)
     return Article(
         id=storable(pick(record, "id") or default_id),
         title=title,
@@ -175,6 +196,8 @@ def article_from_html(html: str, doc_id: str, path: str, url: str | None = None)
     if len(text) < MIN_HTML_TEXT:  # trafilatura falls back to menus and footers on non-article pages
         raise ValueError("no article text found in this HTML page")
     title, title_warnings = short_title((document.title or "").strip())
+    if not title and title_from_url(document.url or url):
+        title, title_warnings = title_from_url(document.url or url), ("no title; the words of its URL are used",)
     first, _, rest = text.partition("\n")
     if title and first.strip() == title and rest.strip():
         text = rest.strip()  # trafilatura repeats the headline as the first line

@@ -130,9 +130,11 @@ class Ledger:
             rows = db.execute(f"SELECT id, hash, duplicate_of FROM documents WHERE id IN ({marks})", doc_ids)
             return {row["id"]: {"hash": row["hash"], "duplicate_of": row["duplicate_of"]} for row in rows}
 
-    def chunk_records(self, doc_ids: Iterable[str]) -> dict[str, dict]:
-        """Live chunks of the given articles: chunk id → article metadata with the chunk's text and span."""
-        doc_ids = list(set(doc_ids))
+    def chunk_records(self, chunk_ids: Iterable[str]) -> dict[str, dict]:
+        """The given chunks that are live (their article's current version): chunk id → article
+        metadata with the chunk's text and span."""
+        wanted = set(chunk_ids)
+        doc_ids = list({chunk_id.rsplit("::", 2)[0] for chunk_id in wanted})
         if not doc_ids:
             return {}
         marks = ",".join("?" * len(doc_ids))
@@ -144,6 +146,8 @@ class Ledger:
             )
             for row in rows:
                 for chunk_id, (start, end) in zip(json.loads(row["chunk_ids"]), json.loads(row["spans"])):
+                    if chunk_id not in wanted:
+                        continue
                     found[chunk_id] = {
                         "doc_id": row["id"], "title": row["title"], "published": row["published"] or "",
                         "source": row["source"] or "", "url": row["url"] or "", "start": start, "end": end,

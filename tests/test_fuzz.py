@@ -196,11 +196,12 @@ def assert_clear(items: list, path: Path, suffix: str) -> None:
 
 
 def load_one(suffix: str, data: bytes) -> tuple[Path, list]:
-    folder = Path(tempfile.mkdtemp(prefix="fuzz-"))
-    path = folder / f"case{suffix}"
-    path.write_bytes(data)
-    with mock.patch.object(loading, "MAX_LINE_BYTES", SMALL_LINE_LIMIT):
-        return path, list(Loader(max_file_mb=1).load([path]))
+    # hypothesis runs thousands of examples per test: each gets a folder that is gone when it returns
+    with tempfile.TemporaryDirectory(prefix="fuzz-") as folder:
+        path = Path(folder) / f"case{suffix}"
+        path.write_bytes(data)
+        with mock.patch.object(loading, "MAX_LINE_BYTES", SMALL_LINE_LIMIT):
+            return path, list(Loader(max_file_mb=1).load([path]))
 
 
 FUZZ = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
@@ -259,9 +260,9 @@ def test_a_huge_jsonl_line_is_skipped_without_being_read_whole(tmp_path):
 
 
 def ingest_checked(service, suffix: str, data: bytes) -> None:
-    folder = Path(tempfile.mkdtemp(prefix="fuzz-"))
-    (folder / f"case{suffix}").write_bytes(data)
-    report = service.ingest([folder])
+    with tempfile.TemporaryDirectory(prefix="fuzz-") as folder:
+        (Path(folder) / f"case{suffix}").write_bytes(data)
+        report = service.ingest([Path(folder)])
     assert report.results
     for result in report.results:
         assert result.status in STATUSES and (result.status != "failed" or result.message.strip())

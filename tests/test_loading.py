@@ -8,7 +8,7 @@ import socket
 
 from index.documents import Article
 from index.documents import days_since_epoch
-from index.formats import normalise_source, parse_date
+from index.formats import normalise_source, parse_date, title_from_url
 from index.loading import Loader
 from qa.errors import IngestError
 from tests.conftest import NEWS_PAGE, SEED_ID, SEEDS
@@ -54,6 +54,28 @@ def test_jsonl_record_fields(tmp_path):
     [article] = load(tmp_path / "a.jsonl")
     assert (article.id, article.title, article.text, article.published, article.source, article.url, article.authors) == (
         "x1", "T", "Some text.", "2022-06-12", "cnn.com", "https://example.org/a", ("A. Writer",))
+
+
+def test_an_untitled_record_takes_its_title_from_the_url_slug(tmp_path):
+    records = [
+        {"id": "slug", "text": "Ad player text only.", "url": "https://www.cnn.com/2022/06/15/business/ford-recall/index.html"},
+        {"id": "bare", "text": "Some text.", "url": "https://example.org/click"},
+        {"id": "titled", "title": "Own title", "text": "Some text.", "url": "https://example.org/2022/other-words-here"},
+    ]
+    (tmp_path / "a.jsonl").write_text("\n".join(json.dumps(r) for r in records), encoding="utf-8")
+    by_id = {a.id: a for a in load(tmp_path / "a.jsonl")}
+    assert by_id["slug"].title == "Ford recall" and any("URL" in w for w in by_id["slug"].warnings)
+    assert by_id["bare"].title == "" and not by_id["bare"].warnings  # one word is no headline
+    assert by_id["titled"].title == "Own title"
+
+
+def test_title_from_url_takes_the_wordiest_segment_and_skips_ids():
+    live = "https://www.cnn.com/europe/live-news/russia-ukraine-war-news-07-12-22/h_c164ac931cc8414108b8bbae8f859e65"
+    assert title_from_url(live) == "Russia ukraine war news 07 12 22"
+    assert title_from_url("https://a.b/2022/tony-awards-photos-2022/index.html#:~:text=x%20y") == "Tony awards photos 2022"
+    assert title_from_url("https://a.b/videos/desantis-vineyard-probe-vpx.cnn") == "Desantis vineyard probe vpx"
+    assert title_from_url("https://a.b/p?slug=query-words-ignored") == ""
+    assert title_from_url("http://[::1") == "" and title_from_url(None) == ""
 
 
 def test_json_aliases_are_accepted(tmp_path):

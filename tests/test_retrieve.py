@@ -146,3 +146,48 @@ def test_an_article_titled_with_what_is_asked_beats_a_digest_that_mentions_it(ma
     assert titled[0].doc_id == "report" and titled[0].why["title_boost"] > 0
     untitled = Retriever(service.embedder, service.store, service.ledger, 5, title=False).search(question, as_of=AS_OF)
     assert untitled[0].doc_id == "digest"  # without the title's word, the digest's exact paragraph wins
+
+
+def test_the_week_before_the_as_of_date_gets_keyword_candidates_of_its_own(make_service, tmp_path, monkeypatch):
+    """Old articles that match the words better fill the keyword list; the story of the week
+    still gets in, from the window's own candidates, and only when dates are in use."""
+    import qa.retrieve as retrieve
+    from qa.retrieve import Retriever
+
+    old = [{"id": f"old{i}", "title": f"Ferry strike day {i}", "published": f"2020-0{1 + i % 9}-1{i % 9}",
+            "text": f"The ferry strike closed the harbour again, day {i}: ferry crews strike over ferry pay."}
+           for i in range(6)]
+    week = {"id": "week", "title": "Harbour news", "published": "2022-06-14",
+            "text": "Crews walked out at the port on Monday; the strike halted the ferry to the island."}
+    (tmp_path / "news.jsonl").write_text("\n".join(json.dumps(a) for a in old + [week]), encoding="utf-8")
+    service = make_service()
+    service.ingest([tmp_path / "news.jsonl"])
+    monkeypatch.setattr(retrieve, "CANDIDATES", 3)  # a corpus of thousands in miniature
+    question = "ferry strike"
+    found = service.retriever.retrieve(question, top_k=5, as_of=AS_OF)
+    week_passage = next(p for p in found.passages if p.doc_id == "week")
+    assert week_passage.why["keyword_rank"] > 3  # ranked by its score among the candidates, below the 3
+    monkeypatch.setattr(retrieve, "WINDOW_CANDIDATES", 0)
+    without = Retriever(service.embedder, service.store, service.ledger, 5, dense=False).search(question, as_of=AS_OF)
+    assert "week" not in doc_ids(without)
+    monkeypatch.setattr(retrieve, "WINDOW_CANDIDATES", 20)
+    windowed = Retriever(service.embedder, service.store, service.ledger, 5, dense=False).search(question, as_of=AS_OF)
+    assert "week" in doc_ids(windowed)
+    # an explicit date filter already restricts every candidate: no window of its own
+    assert service.retriever._window(AS_OF, None, Filters(since=dt.date(2022, 1, 1))) is None
+
+
+def test_keyword_best_picks_the_top_positive_scores():
+    import numpy as np
+    from hypothesis import given, strategies as st
+
+    from index.keyword import _best
+
+    @given(st.lists(st.sampled_from([0.0, 0.0, 0.0, 0.5, 1.0, 2.5, 3.0]), min_size=0, max_size=60), st.integers(1, 10))
+    def check(values, k):
+        scores = np.array(values, dtype=np.float32)
+        picked = _best(scores, k)
+        positive = sorted(scores[scores > 0], reverse=True)
+        assert sorted(scores[picked], reverse=True) == positive[:k]
+
+    check()

@@ -118,9 +118,13 @@ def evaluation_tab(service) -> gr.Dropdown:
     return picked
 
 
+_DOWNLOADS = tempfile.TemporaryDirectory(prefix="qa-eval-")  # one per process, removed at exit
+
+
 def _downloads(run_dir: Path) -> list[str]:
-    """Copies in a fresh temp folder: Gradio serves its cache, never the data dir itself."""
-    target = Path(tempfile.mkdtemp(prefix="qa-eval-"))
+    """Copies in this process's temp folder: Gradio serves its own cache copy, never the data dir.
+    Each run replaces the last run's copies (runs are one at a time: concurrency_limit=1)."""
+    target = Path(_DOWNLOADS.name)
     return [str(shutil.copy(run_dir / name, target / name)) for name in ("report.html", "results.jsonl", "summary.json")]
 
 
