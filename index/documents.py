@@ -31,10 +31,15 @@ class Article:
     warnings: tuple[str, ...] = ()
 
     def content_hash(self) -> str:
-        """Changes whenever anything a reader sees changes; where it was read from does not count."""
+        """Changes whenever anything a reader sees changes; where it was read from does not count.
+        Kept once computed (the article is frozen): every chunk's id and metadata ask for it."""
+        known = self.__dict__.get("_content_hash")
+        if known is not None:
+            return known
         payload = {name: value for name, value in asdict(self).items() if name not in ("path", "root", "warnings")}
         blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")
-        return hashlib.sha256(blob).hexdigest()
+        self.__dict__["_content_hash"] = known = hashlib.sha256(blob).hexdigest()  # not a field: eq and replace ignore it
+        return known
 
     def metadata(self) -> dict:
         """Chunk metadata in Chroma. `published_days` (days since 1970-01-01) exists only for

@@ -207,23 +207,25 @@ class Indexer:
 
     def _write(self, articles: list[Article], duplicates: NearDuplicates) -> list[FileResult]:
         chunked = [(article, self.chunker.split(article)) for article in articles]
-        texts = [chunk.embedding_text() for _, chunks in chunked for chunk in chunks]
-        vectors = iter(self.embedder.embed_documents(texts)) if texts else iter(())
-        results = []
-        for article, chunks in chunked:
-            embeddings = [next(vectors) for _ in chunks]
-            new_ids = [chunk.id for chunk in chunks]
+        chunks = [chunk for _, pieces in chunked for chunk in pieces]
+        vectors = self.embedder.embed_documents([chunk.embedding_text() for chunk in chunks]) if chunks else []
+        new_ids = [chunk.id for chunk in chunks]
+        self.ledger.mark_pending(new_ids)  # written before the store, so a crash can be swept
+        # One add for the whole batch: Chroma's cost is mostly per call (1,500 vectors in 150
+        # calls took 6 s, in one call 0.9 s).
+        self.store.add(chunks, vectors)
+        results, stale = [], []
+        for article, pieces in chunked:
             old_ids = self.ledger.chunk_ids(article.id)
             duplicate_of, signature = duplicates.add(article.id, article.text)
-            self.ledger.mark_pending(new_ids)  # written before the store, so a crash can be swept
-            self.store.add(chunks, embeddings)
-            self.ledger.record(article, chunks, duplicate_of, signature)  # the switch
-            stale = [c for c in old_ids if c not in set(new_ids)]
-            self.store.delete(stale)
-            self.ledger.clear_pending(new_ids + stale)
+            self.ledger.record(article, pieces, duplicate_of, signature)  # the switch; old ids become pending
+            current = {chunk.id for chunk in pieces}
+            stale += [c for c in old_ids if c not in current]
             status = "updated" if old_ids else "added"
             message = "; ".join(article.warnings)
-            results.append(FileResult(article.path or article.id, status, article.id, len(chunks), message, duplicate_of))
+            results.append(FileResult(article.path or article.id, status, article.id, len(pieces), message, duplicate_of))
+        self.store.delete(stale)
+        self.ledger.clear_pending(new_ids + stale)
         return results
 
 
