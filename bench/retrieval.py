@@ -84,6 +84,7 @@ def main() -> None:
         print(f"skipped: the RealTime QA corpus is not at {CORPUS} (it lives in ../shared, outside the repository)")
         return
     service = QAService(Settings())
+    service.embedder.speed_up_short_texts()  # as `qa serve` does: questions through onnxruntime fp32
     if args.ingest:
         service.ingest([CORPUS / "articles.jsonl.gz"])
     if service.store.count() == 0:

@@ -60,6 +60,7 @@ def terms(text: str) -> set[str]:
     return {_stem(w) for w in WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 1}
 
 
+@lru_cache(maxsize=200_000)  # a news vocabulary: stemming each word once, not once per passage
 def _stem(word: str) -> str:
     word = word.replace("’", "'").removesuffix("'s")
     for suffix in ("ing", "ed", "es", "s"):

@@ -32,7 +32,7 @@ class QAService:
         self.settings = settings
         # An embedder may be shared between services (tests, several data dirs in one process).
         self.embedder = embedder or Embedder(settings.embed_model, settings.embed_batch_size, settings.embed_backend,
-                                             settings.data_dir / "models")
+                                             settings.models_dir or settings.data_dir / "models")
         self.store = ChromaStore(settings.data_dir, settings.collection, self.embedder.identity, settings.chroma_url)
         self.ledger = Ledger(settings.data_dir)
 
@@ -175,6 +175,7 @@ class QAService:
             "articles": len(records),
             "chunks": sum(r["chunks"] for r in records),
             "embed_model": self.settings.embed_model,
+            "question_encoder": self.embedder.question_encoder,
             "backend": self.settings.llm,
             "llm_model": self.settings.llm_model or self.settings.llm_model_path or None,
             "data_dir": str(self.settings.data_dir),

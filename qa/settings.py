@@ -27,6 +27,9 @@ class Settings(BaseSettings):
         description="How the embedding model runs: torch (fp32), onnx (fp32, onnxruntime) or onnx-int8 (about 2-3x faster "
         "ingest, vectors within 1 % of fp32; an index is built and queried with one backend's vectors).",
     )
+    models_dir: Path | None = Field(
+        None, description="Where exported ONNX models are kept (default: QA_DATA_DIR/models); data dirs may share one.",
+    )
     embed_batch_size: int = Field(32, ge=1, description="Chunks encoded per batch at ingest (larger batches raise peak memory, not speed, on CPU).")
     chunk_size: int = Field(200, ge=32, description="Chunk size in the embedding model's wordpieces (title included, under its 256 window).")
     chunk_overlap: int = Field(40, ge=0, description="Wordpieces shared by neighbouring chunks.")

@@ -39,6 +39,25 @@ def test_onnx_fp32_gives_the_torch_vectors(embedder, cache):
     assert [p.name for p in cache.glob("*.onnx")] == [next(cache.glob("*-fp32.onnx")).name]
 
 
+def test_short_texts_go_through_onnxruntime_fp32_once_sped_up_with_the_same_vectors(embedder, cache):
+    torch_only = Embedder(embedder.model_name, cache_dir=cache)
+    torch_only.model = embedder.model
+    fast = Embedder(embedder.model_name, cache_dir=cache)
+    fast.model = embedder.model
+    assert fast.speed_up_short_texts() and fast._short is not None
+    question = "Who met in Tokyo?"
+    assert float(np.dot(fast.embed_query(question), torch_only.embed_query(question))) > 0.99999
+    assert (fast.embed_sentences(SENTENCES) * torch_only.embed_sentences(SENTENCES)).sum(1).min() > 0.99999
+    calls = []
+    fast._short.encode = lambda texts, batch: calls.append(texts) or torch_only.embed_sentences(texts)
+    fast.embed_query("a question not asked before")
+    fast.embed_documents(SENTENCES)  # documents stay on torch
+    assert calls == [["a question not asked before"]]
+    assert fast.identity == torch_only.identity  # the index still says torch: the vectors are the same
+    int8 = Embedder(embedder.model_name, backend="onnx-int8", cache_dir=cache)
+    assert not int8.speed_up_short_texts()  # already onnxruntime
+
+
 def test_int8_vectors_stay_close_to_fp32_and_keep_the_ranking(embedder, onnx_int8):
     reference = embedder.embed_sentences(SENTENCES)
     vectors = onnx_int8.embed_sentences(SENTENCES)
