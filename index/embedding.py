@@ -9,6 +9,8 @@ The backend (QA_EMBED_BACKEND) runs it in torch, or exported to onnxruntime in f
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
+from contextlib import suppress
 from functools import cached_property
 from pathlib import Path
 
@@ -38,7 +40,7 @@ class Embedder:
         self.batch_size = batch_size
         self.backend = backend
         self.cache_dir = cache_dir or Path("data") / "models"
-        self._queries: dict[str, list[float]] = {}
+        self._queries: OrderedDict[str, list[float]] = OrderedDict()
         self._short = None  # onnxruntime fp32 for questions and sentences, once speed_up_short_texts ran
 
     @property
@@ -135,7 +137,8 @@ class Embedder:
         if vector is None:
             vector = self._encode([text], self._prompt("query"), short=True)[0].tolist()
             if len(self._queries) >= QUERY_CACHE:
-                self._queries.pop(next(iter(self._queries)))  # the oldest
+                with suppress(KeyError):  # servers embed in threads: another may have emptied it
+                    self._queries.popitem(last=False)  # the oldest; one C call, so thread-safe
             self._queries[text] = vector
         return vector
 

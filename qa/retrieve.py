@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections import OrderedDict
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 
 from index.documents import days_since_epoch
@@ -108,7 +110,7 @@ class Retriever:
         self.top_k = top_k
         self.max_per_article = max_per_article
         self.reranker = reranker
-        self._term_cache: dict[str, set[str]] = {}
+        self._term_cache: OrderedDict[str, set[str]] = OrderedDict()
 
     def search(self, question: str, top_k: int | None = None, as_of: dt.date | None = None,
                filters: Filters | None = None) -> list[Passage]:
@@ -162,7 +164,8 @@ class Retriever:
         found = self._term_cache.get(key)
         if found is None:
             if len(self._term_cache) >= TERM_CACHE:
-                self._term_cache.pop(next(iter(self._term_cache)))  # the oldest
+                with suppress(KeyError):  # searches run in threads: another may have emptied it
+                    self._term_cache.popitem(last=False)  # the oldest; one C call, so thread-safe
             found = self._term_cache[key] = terms(text)
         return found
 
