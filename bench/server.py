@@ -1,7 +1,8 @@
 """`qa serve` under load: one client, then 8 concurrent ones, on /api/ask; then the server's peak RSS.
 
 Each run starts a fresh server on a free loopback port over an ingested data dir, waits for
-it to be warm (/api/health: questions no longer on torch), asks one question to warm it up, asks SINGLE_ASKS questions one at a time (single-client latency), then
+it to be warm (/api/health: questions no longer on torch), asks one question to warm it up,
+asks SINGLE_ASKS questions one at a time (single-client latency), then
 has CLIENTS clients ask ASKS_PER_CLIENT questions each at once (throughput and latency under
 load), and reads the server's VmHWM from /proc. QA_CONCURRENCY keeps its default.
 """

@@ -47,6 +47,11 @@ def chunk_id(article: Article, index: int) -> str:
     return f"{article.id}::{article.content_hash()[:12]}::{index}"
 
 
+def doc_id_of(chunk_id: str) -> str:
+    """The article id inside a chunk id (article ids may hold "::" themselves, so from the right)."""
+    return chunk_id.rsplit("::", 2)[0]
+
+
 def _locate(text: str, piece: str, cursor: int) -> tuple[int, int]:
     """Character span of `piece` in `text`, searched from `cursor`.
 

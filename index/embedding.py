@@ -8,6 +8,7 @@ The backend (QA_EMBED_BACKEND) runs it in torch, or exported to onnxruntime in f
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import OrderedDict
 from contextlib import suppress
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from qa.errors import ConfigError
 
+log = logging.getLogger(__name__)
 BUNDLED_NAMES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 
 
@@ -76,9 +78,7 @@ class Embedder:
             try:
                 self._short = OnnxEncoder(self.model, self.cache_dir, quantize=False)
             except Exception as exc:  # an unusual model or a failed export: torch still answers
-                import logging
-
-                logging.getLogger(__name__).warning("questions stay on torch: %s", exc)
+                log.warning("questions stay on torch: %s", exc)
                 return False
         return True
 

@@ -124,13 +124,19 @@ def title_from_url(url: str | None) -> str:
         return ""
     best: list[str] = []
     for segment in unquote(path).split("/"):
-        segment = re.sub(r"\.(s?html?|php|aspx?|cnn)$", "", segment, flags=re.I)
+        segment = re.sub(r"\.[A-Za-z]{2,5}$", "", segment)  # ".html", ".php", ".cnn": a file type, no word
         words = [w for w in re.split(r"[-_+.\s]+", segment) if w]
         # ids and hashes ("h_c164ac93…", "a1b2") are no words; plain numbers ("2022") are
         words = [w for w in words if w.isalpha() or w.isdigit()]
         if sum(w.isalpha() for w in words) >= 2 and len(words) > len(best):
             best = words
     return " ".join(best).capitalize()[:SHORT_TITLE_CHARS]
+
+
+def title_or_slug(title: str, warnings: tuple[str, ...], url: str | None) -> tuple[str, tuple[str, ...]]:
+    """(title, warnings) as given, or the URL's slug words with a warning when there is no title."""
+    slug = "" if title else title_from_url(url)
+    return (slug, ("no title; the words of its URL are used",)) if slug else (title, warnings)
 
 
 def author_names(value: object) -> tuple[str, ...]:
@@ -148,9 +154,7 @@ def article_from_record(record: object, default_id: str, path: str) -> Article:
         raise ValueError("field 'text' (or 'body'/'content') is missing or empty")
     published, warning = parse_date(pick(record, "published"))
     url = storable(pick(record, "url")) if pick(record, "url") else None
-    title, title_warnings = short_title(storable(pick(record, "title") or "").strip())
-    if not title and title_from_url(url):
-        title, title_warnings = title_from_url(url), ("no title; the words of its URL are used",)
+    title, title_warnings = title_or_slug(*short_title(storable(pick(record, "title") or "").strip()), url)
     return Article(
         id=storable(pick(record, "id") or default_id),
         title=title,
@@ -195,9 +199,7 @@ def article_from_html(html: str, doc_id: str, path: str, url: str | None = None)
     text = (getattr(document, "text", None) or "").strip() if document else ""
     if len(text) < MIN_HTML_TEXT:  # trafilatura falls back to menus and footers on non-article pages
         raise ValueError("no article text found in this HTML page")
-    title, title_warnings = short_title((document.title or "").strip())
-    if not title and title_from_url(document.url or url):
-        title, title_warnings = title_from_url(document.url or url), ("no title; the words of its URL are used",)
+    title, title_warnings = title_or_slug(*short_title((document.title or "").strip()), document.url or url)
     first, _, rest = text.partition("\n")
     if title and first.strip() == title and rest.strip():
         text = rest.strip()  # trafilatura repeats the headline as the first line

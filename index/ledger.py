@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
-from index.chunking import chunk_id as chunk_id_of
+from index.chunking import chunk_id as chunk_id_of, doc_id_of
 from index.documents import Article, Chunk
 from index.space import disk_full, is_disk_full
 from qa.errors import IndexCorruptError, StoreError
@@ -134,7 +134,7 @@ class Ledger:
         """The given chunks that are live (their article's current version): chunk id → article
         metadata with the chunk's text and span."""
         wanted = set(chunk_ids)
-        doc_ids = list({chunk_id.rsplit("::", 2)[0] for chunk_id in wanted})
+        doc_ids = list({doc_id_of(chunk_id) for chunk_id in wanted})
         if not doc_ids:
             return {}
         marks = ",".join("?" * len(doc_ids))

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from index.check import CheckReport, IndexChecker
+from index.chunking import doc_id_of
 from index.dedup import NearDuplicates
 from index.documents import Article
 from index.ledger import chunks_of
@@ -105,7 +106,7 @@ class IndexRepairer:
         by_article: dict[str, list] = {}
         if readable_store:
             for chunk_id, metadata, text in self.store.records():
-                by_article.setdefault(chunk_id.rsplit("::", 2)[0], []).append((chunk_id, metadata or {}, text or ""))
+                by_article.setdefault(doc_id_of(chunk_id), []).append((chunk_id, metadata or {}, text or ""))
         duplicates = NearDuplicates(((r["id"], r["minhash"]) for r in rows if r.get("minhash")),
                                     {r["id"]: r.get("duplicate_of") for r in rows})
         for doc_id in sorted(set(by_article) - known):

@@ -9,7 +9,6 @@ surrogates (a JSON "\\ud800" escape), which are not text at all.
 from __future__ import annotations
 
 import datetime as dt
-
 import re
 import unicodedata
 

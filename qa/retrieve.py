@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections import OrderedDict
-from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 
 from index.documents import days_since_epoch
@@ -29,7 +27,6 @@ CANDIDATES = 60  # taken from each of the dense and keyword lists before fusing
 # the week may rank 100th on words alone (RealTime QA dev hit@10 96 → 98 %). Keyword only:
 # Chroma's filtered query scans metadata and costs ~120 ms at 47k chunks; bm25s masks in ~5.
 WINDOW_CANDIDATES = 20
-TERM_CACHE = 2_000  # texts and titles whose terms are kept (~150 candidates a search; ~16 KB each)
 RRF_K = 100  # the constant of reciprocal rank fusion (Cormack et al. use 60; tuned on RealTime QA dev)
 KEYWORD_WEIGHT = 1.5  # BM25 alone beats MiniLM alone on news (named people, places, events)
 TITLE_BOOST = 0.01  # × the share of the question's terms in the article's title (RealTime QA dev: hit@1 66 → 72 %)
@@ -110,7 +107,6 @@ class Retriever:
         self.top_k = top_k
         self.max_per_article = max_per_article
         self.reranker = reranker
-        self._term_cache: OrderedDict[str, set[str]] = OrderedDict()
 
     def search(self, question: str, top_k: int | None = None, as_of: dt.date | None = None,
                filters: Filters | None = None) -> list[Passage]:
@@ -139,7 +135,7 @@ class Retriever:
             # An article whose title names what is asked is about it; a digest ("5 things to know")
             # that mentions it in one paragraph is not, though that paragraph may match as well.
             if record["doc_id"] not in titled:
-                titled[record["doc_id"]] = len(asked & self._terms(record["title"] or "")) / len(asked) if asked else 0.0
+                titled[record["doc_id"]] = len(asked & terms(record["title"] or "")) / len(asked) if asked else 0.0
             if titled[record["doc_id"]] and self.use["title"]:
                 why["title_boost"] = round(TITLE_BOOST * titled[record["doc_id"]], 5)
                 fused += why["title_boost"]
@@ -156,18 +152,6 @@ class Retriever:
             passages = self.reranker.rerank(question, passages)
         result.passages = passages
         return result
-
-    def _terms(self, text: str, key: str | None = None) -> set[str]:
-        """terms(text), kept for the candidates of the next questions (a chunk id names one text:
-        its article's content hash is in it); about a fifth of a search's time otherwise."""
-        key = key or text
-        found = self._term_cache.get(key)
-        if found is None:
-            if len(self._term_cache) >= TERM_CACHE:
-                with suppress(KeyError):  # searches run in threads: another may have emptied it
-                    self._term_cache.popitem(last=False)  # the oldest; one C call, so thread-safe
-            found = self._term_cache[key] = terms(text)
-        return found
 
     def _window(self, as_of: dt.date, date_range: DateRange | None, filters: Filters) -> tuple[dt.date, dt.date] | None:
         """The dates whose articles get candidates of their own: none when the caller or the
@@ -211,7 +195,7 @@ class Retriever:
             doc_id = item[2]["doc_id"]
             if member_of_group.setdefault(item[2]["duplicate_of"] or doc_id, doc_id) != doc_id:
                 continue
-            words = self._terms(item[2]["text"], item[1])
+            words = terms(item[2]["text"])
             if any(other != doc_id and _copied(words, seen) for other, seen in kept_terms):
                 continue
             kept_terms.append((doc_id, words))

@@ -7,6 +7,7 @@ import queue
 import shutil
 import tempfile
 import threading
+from functools import cache
 from pathlib import Path
 
 import gradio as gr
@@ -118,13 +119,16 @@ def evaluation_tab(service) -> gr.Dropdown:
     return picked
 
 
-_DOWNLOADS = tempfile.TemporaryDirectory(prefix="qa-eval-")  # one per process, removed at exit
+@cache
+def _download_folder() -> tempfile.TemporaryDirectory:
+    """One per process, made at the first evaluation run and removed at exit."""
+    return tempfile.TemporaryDirectory(prefix="qa-eval-")
 
 
 def _downloads(run_dir: Path) -> list[str]:
     """Copies in this process's temp folder: Gradio serves its own cache copy, never the data dir.
     Each run replaces the last run's copies (runs are one at a time: concurrency_limit=1)."""
-    target = Path(_DOWNLOADS.name)
+    target = Path(_download_folder().name)
     return [str(shutil.copy(run_dir / name, target / name)) for name in ("report.html", "results.jsonl", "summary.json")]
 
 
