@@ -121,7 +121,7 @@ class Indexer:
             report.results.append(result)
             emit(result)
 
-        with WriteLock(self.ledger.path.parent), self._keywords_follow():
+        with WriteLock(self.ledger.path.parent), self.store.writing(self.ledger.generation), self._keywords_follow():
             self.store.check()
             self.sweep()
             duplicates = NearDuplicates(self.ledger.minhashes(), {d["id"]: d["duplicate_of"] for d in self.ledger.list()})
@@ -171,7 +171,7 @@ class Indexer:
                 self.keywords.rebuild(self.ledger)
 
     def delete(self, doc_id: str) -> bool:
-        with WriteLock(self.ledger.path.parent):
+        with WriteLock(self.ledger.path.parent), self.store.writing(self.ledger.generation):
             deleted = self._delete(doc_id, None)
             self._sync_keywords()
             return deleted

@@ -49,7 +49,7 @@ class IndexRepairer:
         self.on_step = on_step or (lambda step: None)
 
     def repair(self) -> RepairReport:
-        with WriteLock(self.ledger.path.parent):
+        with WriteLock(self.ledger.path.parent), self.store.writing(self.ledger.generation):
             report = RepairReport(before=self.checker.check())
             if report.before.ledger_problems:
                 self._rebuild_ledger(report, readable_store=report.before.store_problem is None)

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlparse
 
 from index.documents import Chunk
+from index.readers import Readers
 from index.space import disk_full, is_disk_full
 from qa.errors import BackendUnavailableError, EmbeddingMismatchError, IndexCorruptError, QAError, StoreError
 
@@ -29,6 +29,9 @@ COSINE_SPACE = {"hnsw:space": "cosine"}
 # What Chroma says when its files are damaged (SQLite codes 11 and 26, a broken HNSW segment).
 DAMAGE = ("malformed", "not a database", "code: 11", "code: 26", "hnsw", "corrupt", "unpickling", "pickle")
 PAGE = 1000  # ids read from the collection a page at a time
+# Another process's writes are followed at most this often (seconds): each reopen reloads the
+# vector index, and during a long ingest elsewhere the ledger moves on with every article.
+REOPEN_EVERY = 1.0
 
 
 @dataclass(frozen=True)
@@ -45,12 +48,20 @@ class ChromaStore:
         self.collection_name = collection
         self.embed_model = embed_model
         self.url = url
-        self._writing = threading.RLock()  # held by writes; a reopen (follow) never cuts one off
+        self._use = Readers()  # every Chroma call reads; a reopen waits for them and goes alone
+        self._own_writers = 0  # writes in this process (their changes are in this client already)
         self._generation: int | None = None  # the ledger generation this client has seen
+        self._reopened = 0.0
 
     @property
     def where(self) -> str:
         return self.url or str(self.path)
+
+    @contextmanager
+    def _using(self, doing: str):
+        """A Chroma call: never cut off by a reopen, its errors named."""
+        with self._use.reading(), self._guard(doing):
+            yield
 
     @contextmanager
     def _guard(self, doing: str):
@@ -101,7 +112,7 @@ class ChromaStore:
             return chromadb.PersistentClient(path=str(self.path), settings=settings)
 
     def _collection(self, dimension: int | None = None):
-        with self._guard("opening the collection"):
+        with self._using("opening the collection"):
             return self._open_collection(dimension)
 
     def _open_collection(self, dimension: int | None = None):
@@ -142,49 +153,76 @@ class ChromaStore:
 
         Embedded Chroma holds its vector index in memory: another process's writes reach its
         SQLite (count sees them) but not its nearest-neighbour queries, until the client is
-        opened again. So a reader reopens when the ledger's generation has moved on. Handles
-        already in use keep answering from the old index; a write in progress is waited out.
+        opened again. So a reader reopens when the ledger's generation has moved on, waiting for
+        the calls in flight (a reopen under them broke them), at most every REOPEN_EVERY
+        seconds, and not while this process writes (its own writes are in this client).
         """
         if self.url or generation == self._generation:
             return
-        if self._generation is not None and self._writing.acquire(blocking=False):
-            try:
-                from chromadb.api.client import SharedSystemClient
+        if self._generation is None:  # the first look: the client opened now is current
+            self._generation = generation
+            return
+        if self._own_writers or time.monotonic() - self._reopened < REOPEN_EVERY:
+            return
+        with self._use.alone():
+            if generation == self._generation or self._own_writers:
+                return  # another thread reopened meanwhile, or a write began
+            self._reopen()
+            self._generation = generation
 
-                self.__dict__.pop("_client", None)
-                SharedSystemClient.clear_system_cache()
-            finally:
-                self._writing.release()
-        self._generation = generation
+    @contextmanager
+    def writing(self, generation: Callable[[], int]):
+        """Around a write by this process; at its end this client is current with the ledger."""
+        self._own_writers += 1
+        try:
+            yield
+        finally:
+            self._own_writers -= 1
+            with suppress(Exception):  # a broken ledger is the writer's error to report, not this
+                self._generation = generation()
+
+    def _reopen(self) -> None:
+        """A new client on the folder (only under `self._use.alone()`): a new Chroma System,
+        which loads the vector index from disk."""
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        client = self.__dict__.pop("_client", None)
+        if client is not None:
+            with suppress(Exception):
+                client.close()
+        # Another client on this folder in this process would keep the old System cached; drop it.
+        SharedSystemClient._identifier_to_system.pop(str(self.path), None)
+        SharedSystemClient._identifier_to_refcount.pop(str(self.path), None)
+        self._reopened = time.monotonic()
 
     def add(self, chunks: list[Chunk], embeddings: list[list[float]]) -> None:
         if not chunks:
             return
         nodes = [expected_node(chunk, vector) for chunk, vector in zip(chunks, embeddings)]
-        with self._writing:
+        with self._using("adding chunks"):
             self._add(nodes, self._vector_store(len(embeddings[0])))
 
     def _add(self, nodes: list, store) -> None:
-        with self._guard("adding chunks"):
+        with self._using("adding chunks"):
             batch = self._client.get_max_batch_size()  # the client's own limit, not llama-index's
             for offset in range(0, len(nodes), batch):
                 store.add(nodes[offset : offset + batch])
 
     def delete(self, chunk_ids: list[str]) -> None:
-        with self._writing:
+        with self._using("deleting chunks"):
             store = self._vector_store()
             if store is not None and chunk_ids:
                 self._delete(chunk_ids, store)
 
     def _delete(self, chunk_ids: list[str], store) -> None:
-        with self._guard("deleting chunks"):
+        with self._using("deleting chunks"):
             batch = self._client.get_max_batch_size()
             for offset in range(0, len(chunk_ids), batch):
                 store.delete_nodes(node_ids=list(chunk_ids[offset : offset + batch]))
 
     def count(self) -> int:
-        collection = self._collection()
-        with self._guard("counting chunks"):
+        with self._using("counting chunks"):
+            collection = self._collection()
             return 0 if collection is None else collection.count()
 
     def ids(self) -> set[str]:
@@ -197,7 +235,7 @@ class ChromaStore:
             return
         offset = 0
         while True:
-            with self._guard("reading chunks"):
+            with self._using("reading chunks"):
                 page = collection.get(include=list(include), limit=PAGE, offset=offset)
             metadatas = page.get("metadatas") or [None] * len(page["ids"])
             documents = page.get("documents") or [None] * len(page["ids"])
@@ -212,7 +250,7 @@ class ChromaStore:
         if collection is None or not self.count():
             return
         dimension = (collection.metadata or {}).get("embed_dim") or 384
-        with self._guard("searching"):
+        with self._using("searching"):
             collection.query(query_embeddings=[[1.0] + [0.0] * (int(dimension) - 1)], n_results=1, include=[])
 
     def set_aside(self) -> Path | None:
@@ -221,11 +259,9 @@ class ChromaStore:
         if self.url or not self.path.exists():
             return None
         kept = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
-        os.replace(self.path, kept)
-        self.__dict__.pop("_client", None)
-        from chromadb.api.client import SharedSystemClient
-
-        SharedSystemClient.clear_system_cache()  # else this process would reopen the moved files
+        with self._use.alone():
+            os.replace(self.path, kept)
+            self._reopen()  # else this process would go on using the moved files
         return kept
 
     def nearest(self, embedding: list[float], top_k: int, where: dict | None = None) -> list[tuple[str, float]]:
@@ -233,10 +269,10 @@ class ChromaStore:
 
         The retriever reads texts from the ledger, so this asks Chroma directly for nothing
         else, instead of llama-index's query, which also fetches and parses every node."""
-        collection = self._collection()
-        if collection is None:
-            return []
-        with self._guard("searching"):
+        with self._using("searching"):
+            collection = self._collection()
+            if collection is None:
+                return []
             found = collection.query(query_embeddings=[embedding], n_results=top_k, where=where or None,
                                      include=["distances"])
         return [(chunk_id, 1.0 - distance) for chunk_id, distance in zip(found["ids"][0], found["distances"][0])]
@@ -244,10 +280,10 @@ class ChromaStore:
     def query(self, embedding: list[float], top_k: int, where: dict | None = None) -> list[StoredChunk]:
         from llama_index.core.vector_stores.types import VectorStoreQuery
 
-        store = self._vector_store()
-        if store is None:
-            return []
-        with self._guard("searching"):
+        with self._using("searching"):
+            store = self._vector_store()
+            if store is None:
+                return []
             result = store.query(VectorStoreQuery(query_embedding=embedding, similarity_top_k=top_k), where=where or {})
         return [
             StoredChunk(

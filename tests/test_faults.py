@@ -364,8 +364,10 @@ def upload(url: str, rows: list[dict], name: str) -> httpx.Response:
 def test_kill_9_of_the_server_under_load_loses_and_duplicates_nothing(tmp_path):
     data = tmp_path / "data"
     server, url = start_server(tmp_path, data)
-    batches = [articles("k", 6, start=6 * b) for b in range(6)]
-    acknowledged, answers, stop = set(), [], threading.Event()
+    # The third batch is killed mid-write: big enough for several flushes (QA_EMBED_BATCH_SIZE=4
+    # flushes ~23 of these articles at a time), since one flush's ledger rows land all at once.
+    batches = [articles("k", 6), articles("k", 6, start=6), articles("k", 60, start=12)]
+    acknowledged, answers, refusals, stop = set(), [], [], threading.Event()
     try:
         ingest_seeds(url)
         acknowledged.add(SEED_ID)
@@ -374,9 +376,12 @@ def test_kill_9_of_the_server_under_load_loses_and_duplicates_nothing(tmp_path):
             with httpx.Client(base_url=url, timeout=120) as http:
                 while not stop.is_set():
                     try:
-                        answers.append(http.post("/api/ask", json={"question": SEED_QUESTION}).status_code)
+                        response = http.post("/api/ask", json={"question": SEED_QUESTION})
                     except httpx.HTTPError:
                         return  # the server is gone
+                    answers.append(response.status_code)
+                    if response.status_code != 200:
+                        refusals.append(response.text[:300])
 
         askers = [threading.Thread(target=asker) for _ in range(3)]
         for thread in askers:
@@ -400,7 +405,7 @@ def test_kill_9_of_the_server_under_load_loses_and_duplicates_nothing(tmp_path):
         stop.set()
         for thread in askers:
             thread.join(timeout=120)
-        assert answers and set(answers) == {200}, answers
+        assert answers and not refusals, (refusals[:3], (tmp_path / "serve.log").read_text()[-4000:])
 
         server, url = start_server(tmp_path, data)
         check = qa("index", "check", "--json", env=env_for(data))

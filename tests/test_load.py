@@ -311,6 +311,6 @@ def test_32_clients_for_60_seconds_while_an_ingest_runs(tmp_path):
     artifacts.mkdir(exist_ok=True)
     (artifacts / "load.txt").write_text(report + "\n", encoding="utf-8")
 
-    assert not errors, errors[:5]
+    assert not errors, (errors[:5], (tmp_path / "serve.log").read_text()[-4000:])
     assert all(any(r[0] == route and r[1] == "ok" for r in tally.rows) for route in clients)  # every route was served
     assert len(documents) == 1 + added and added >= 150  # the ingest finished under load, nothing lost
