@@ -157,7 +157,8 @@ class ChromaStore:
         the calls in flight (a reopen under them broke them), at most every REOPEN_EVERY
         seconds, and not while this process writes (its own writes are in this client).
         """
-        if self.url or generation == self._generation:
+        # `<=`: a search that read the generation before this process's own write ended is not news
+        if self.url or (self._generation is not None and generation <= self._generation):
             return
         if self._generation is None:  # the first look: the client opened now is current
             self._generation = generation
@@ -165,7 +166,7 @@ class ChromaStore:
         if self._own_writers or time.monotonic() - self._reopened < REOPEN_EVERY:
             return
         with self._use.alone():
-            if generation == self._generation or self._own_writers:
+            if generation <= self._generation or self._own_writers:
                 return  # another thread reopened meanwhile, or a write began
             self._reopen()
             self._generation = generation
@@ -177,9 +178,9 @@ class ChromaStore:
         try:
             yield
         finally:
-            self._own_writers -= 1
             with suppress(Exception):  # a broken ledger is the writer's error to report, not this
                 self._generation = generation()
+            self._own_writers -= 1
 
     def _reopen(self) -> None:
         """A new client on the folder (only under `self._use.alone()`): a new Chroma System,
