@@ -31,7 +31,7 @@ RAW_BATCH_SIZE = 32  # sentence-transformers' own default: the yardstick, whatev
 
 def chunk_texts(paths: list[str], settings: Settings, embedder: Embedder) -> list[str]:
     """The texts an ingest of `paths` into an empty data dir embeds, in its order."""
-    chunker = Chunker(embedder.count_tokens, settings.chunk_size, settings.chunk_overlap)
+    chunker = Chunker(embedder.count_tokens, settings.chunk_size, settings.chunk_overlap, embedder.wordpieces)
     texts, seen = [], set()
     for item in Loader(max_file_mb=settings.max_file_mb).load(paths):
         if not isinstance(item, Article) or (item.root, item.id) in seen:

@@ -84,6 +84,9 @@ def goals(results: dict) -> list[dict]:
         importing = [r["command"] for r in results["imports"] if r["imports_torch"]]
         rows.append({"goal": "commands that need no model do not import torch", "target": 0, "unit": "commands",
                      "figure": len(importing), "size": None, "met": not importing})
+    for row in rows:  # a figure kept from an earlier run (--merge) says which
+        if row["size"] in sizes and "run" in sizes[row["size"]]:
+            row["run"] = sizes[row["size"]]["run"]
     return rows
 
 
@@ -110,7 +113,10 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _label(size: str, section: dict) -> str:
-    return "seed" if size == "seed" else f"{section['corpus']['articles']:,} articles"
+    label = "seed" if size == "seed" else f"{section['corpus']['articles']:,} articles"
+    if "run" in section:  # kept from an earlier run by --merge
+        label += f" (run of {section['run']['date'][:10]}, `{(section['run']['git_commit'] or 'unknown')[:7]}`)"
+    return label
 
 
 def render(results: dict) -> str:
@@ -130,7 +136,7 @@ def render(results: dict) -> str:
         "",
     ]
     lines += _table(["goal", "target", "figure", "measured at", "met?"], [_goal_row(g) for g in goals(results)])
-    sizes = results.get("sizes", {})
+    sizes = {name: results["sizes"][name] for name in _sizes(results, "corpus")}  # smallest corpus first
     lines += ["### Ingest against raw encode of the same chunks", ""]
     lines += _table(
         ["corpus", "backend", "chunks", "`qa ingest` s", "chunks/s", "raw encode s", "raw chunks/s", "ingest / raw",
@@ -187,6 +193,7 @@ def _options(options: dict) -> str:
     text = f"--sizes {','.join(options['sizes'])} --backends {','.join(options['backends'])}"
     text += f" --repeats {options['repeats']}" if options.get("repeats") else ""
     text += f" --max-questions {options['max_questions']}" if options.get("max_questions") else ""
+    text += " --merge" if options.get("merge") else ""
     return text + (f" --skip {' '.join(options['skip'])}" if options.get("skip") else "")
 
 
@@ -202,7 +209,10 @@ def _goal_row(goal: dict) -> list[str]:
     digits = 0 if goal["unit"] in ("MB", "commands") else 2
     figure = "–" if goal["figure"] is None else f"{goal['figure']:.{digits}f} {goal['unit']}"
     met = {True: "yes", False: "**no**", None: "not yet (needs `all`)" if goal["figure"] is not None else "–"}[goal["met"]]
-    return [goal["goal"], f"{goal['target']:g} {goal['unit']}", figure, goal["size"] or "–", met]
+    where = goal["size"] or "–"
+    if goal.get("run"):
+        where += f" (run of {goal['run']['date'][:10]}, `{(goal['run']['git_commit'] or 'unknown')[:7]}`)"
+    return [goal["goal"], f"{goal['target']:g} {goal['unit']}", figure, where, met]
 
 
 def write_doc(doc: Path, results: dict) -> None:

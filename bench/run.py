@@ -47,7 +47,7 @@ class Bench:
             "schema": SCHEMA,
             "machine": machine(),
             "options": {"sizes": args.sizes, "backends": args.backends, "repeats": args.repeats, "skip": args.skip,
-                        "max_questions": args.max_questions},
+                        "max_questions": args.max_questions, "merge": args.merge},
             "onnx_export_seconds": {},
             "imports": [],
             "sizes": {},
@@ -71,6 +71,8 @@ class Bench:
         return self.args.repeats or (1 if size == "all" else 3)
 
     def run(self) -> None:
+        if self.args.merge:
+            self.keep_earlier()
         if self.wanted("imports"):
             (self.workdir / "empty").mkdir()
             self.results["imports"] = imports.check(self.workdir / "empty")
@@ -88,7 +90,19 @@ class Bench:
         self.results["machine"]["finished"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
         self.save()
 
+    def keep_earlier(self) -> None:
+        """--merge: the sizes this run does not measure keep their figures from the last run."""
+        if not self.args.out.exists():
+            return
+        earlier = json.loads(self.args.out.read_text())
+        stamp = {"date": earlier["machine"]["date"], "git_commit": earlier["machine"]["git_commit"]}
+        for size, section in earlier.get("sizes", {}).items():
+            if size not in self.args.sizes:
+                self.results["sizes"][size] = {"run": stamp, **section}
+                self.results["skipped"] += [r for r in earlier.get("skipped", []) if r["size"] == size]
+
     def run_size(self, corpus: Corpus) -> None:
+        self.results["sizes"].pop(corpus.size, None)
         section = self.results["sizes"].setdefault(corpus.size, {"corpus": corpus.describe()})
         questions = self.workdir / f"questions-{corpus.size}.json"
         questions.write_text(json.dumps(corpus.questions))
@@ -280,6 +294,8 @@ def main() -> None:
     parser.add_argument("--max-questions", type=int, default=0, help="ask only the first N questions of each size (0: all)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json", help="the figures (JSON)")
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks.md", help="the page whose tables are rewritten")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the figures of sizes this run leaves out from --out (each marked with its run)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (data dirs, logs) and print it")
     parser.add_argument("--report-only", action="store_true", help="only rewrite --doc's tables from --out")
     args = parser.parse_args()

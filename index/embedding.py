@@ -128,6 +128,30 @@ class Embedder:
         """The model's wordpieces; the chunker measures chunk size with this."""
         return self.model.tokenizer.tokenize(text)
 
+    def wordpieces(self, text: str):
+        """The wordpieces of a whole text with their character offsets and words (a `tokenizers`
+        Encoding), the same pieces `count_tokens` gives; None for a model without a fast
+        tokenizer. The chunker counts its pieces from this instead of tokenizing each again."""
+        if self._plain_tokenizer is None:
+            return None
+        return self._plain_tokenizer.encode(text, add_special_tokens=False)
+
+    @cached_property
+    def _plain_tokenizer(self):
+        import copy
+
+        backend = getattr(self.model.tokenizer, "backend_tokenizer", None)
+        # Counting a substring from the whole text's pieces is exact only where words are
+        # tokenized without context: BERT's WordPiece. Byte-level BPE and SentencePiece mark a
+        # word's leading space or a text's start, so other models tokenize each piece.
+        if backend is None or (type(backend.model).__name__, type(backend.pre_tokenizer).__name__) != \
+                ("WordPiece", "BertPreTokenizer"):
+            return None
+        plain = copy.deepcopy(backend)  # the model's own keeps the truncation and padding it encodes with
+        plain.no_truncation()
+        plain.no_padding()
+        return plain
+
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self._encode(texts, self._prompt("document")).tolist()
 

@@ -27,8 +27,10 @@ from index.store import ChromaStore
 from qa.errors import IngestError, QAError, StoreError
 
 # Articles are embedded together once about this many model batches of chunks are waiting:
-# big batches keep the model busy; bounded ones keep memory flat on huge inputs.
-FLUSH_BATCHES = 4
+# big pools keep the model busy and let it sort by length (a pool of ~128 chunks padded 5.3 %
+# more tokens than sorting all of them, ~512 chunks 2.3 %, measured on 600 RealTime QA
+# articles); bounded ones keep memory flat on huge inputs.
+FLUSH_BATCHES = 16
 CHARS_PER_CHUNK = 1000
 STATUSES = ("added", "updated", "unchanged", "failed", "deleted")
 
@@ -109,7 +111,8 @@ class Indexer:
     @property
     def chunker(self) -> Chunker:
         if not hasattr(self, "_chunker"):
-            self._chunker = Chunker(self.embedder.count_tokens, self.chunk_size, self.chunk_overlap)
+            self._chunker = Chunker(self.embedder.count_tokens, self.chunk_size, self.chunk_overlap,
+                                    self.embedder.wordpieces)
         return self._chunker
 
     def ingest(self, paths: Iterable[str | Path], on_result: Callable[[FileResult], None] | None = None,

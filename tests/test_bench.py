@@ -21,7 +21,7 @@ def test_commands_that_need_no_model_do_not_import_torch(command, tmp_path):
     assert not {"torch", "sentence_transformers"} & names
 
 
-def bench(tmp_path, *options: str) -> dict:
+def bench(tmp_path, *options: str, seed_rows: bool = True) -> dict:
     out, doc = tmp_path / "results.json", tmp_path / "benchmarks.md"
     doc.write_text((ROOT / "docs" / "benchmarks.md").read_text())
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--sizes", "seed", "--repeats", "1",
@@ -29,7 +29,7 @@ def bench(tmp_path, *options: str) -> dict:
                           capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]
     tables = doc.read_text().partition(BEGIN)[2].partition(END)[0]
-    assert "### Goals of issue 9" in tables and "| seed | torch |" in tables
+    assert "### Goals of issue 9" in tables and ("| seed | torch |" in tables) == seed_rows
     return json.loads(out.read_text())
 
 
@@ -85,3 +85,24 @@ def test_bench_every_step_on_the_seed_corpus(tmp_path):
     assert_figures(llamaindex, ("seconds", "load_seconds", "peak_rss_mb", "ingest_time_ratio"))
     assert [r["command"] for r in results["imports"]] == ["qa --help", "qa docs list", "qa eval --help"]
     assert not any(r["imports_torch"] for r in results["imports"])
+
+
+def test_merge_keeps_the_sizes_a_run_leaves_out_marked_with_their_run(tmp_path):
+    """`--merge`: a run at some sizes keeps the others' figures from the last results.json."""
+    out = tmp_path / "results.json"
+    ingest = {name: {"median": 1.2, "min": 1.1, "max": 1.3, "runs": [1.2]} for name in INGEST}
+    earlier = {"schema": 1, "machine": {"date": "2026-01-02T03:04:05+00:00", "git_commit": "abcdef1234567"},
+               "sizes": {"all": {"corpus": {"articles": 3773, "questions": 0},
+                                 "ingest": {"torch": {"chunks": 7, **ingest}}},
+                         "seed": {"corpus": {"articles": 1, "questions": 3}, "ingest": {}}},
+               "skipped": [{"size": "all", "step": "query", "reason": "stopped"}, {"size": "seed", "step": "server", "reason": "x"}]}
+    out.write_text(json.dumps(earlier))
+    results = bench(tmp_path, "--merge", "--backends", "torch", "--skip", *("imports", "ingest", "llamaindex", "query", "coldstart", "server"), seed_rows=False)
+    kept = results["sizes"]["all"]
+    assert kept["run"] == {"date": "2026-01-02T03:04:05+00:00", "git_commit": "abcdef1234567"}
+    assert kept["ingest"] == earlier["sizes"]["all"]["ingest"]
+    assert "run" not in results["sizes"]["seed"] and "ingest" not in results["sizes"]["seed"]  # measured again: replaced
+    assert results["skipped"] == [{"size": "all", "step": "query", "reason": "stopped"}]
+    [ratio] = [g for g in results["goals"] if g["goal"].startswith("ingest ≤ 1.10×")]
+    assert ratio["size"] == "all" and ratio["figure"] == 1.2 and ratio["run"] == kept["run"]
+    assert "3,773 articles (run of 2026-01-02, `abcdef1`)" in (tmp_path / "benchmarks.md").read_text()

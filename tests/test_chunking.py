@@ -50,3 +50,46 @@ def test_chunking_does_not_depend_on_answering_first(embedder):
     before = [(c.start, c.end) for c in chunker.split(seed)]
     sentence_spans("The U.S. and Japan met.")
     assert [(c.start, c.end) for c in chunker.split(seed)] == before
+
+
+ODD = ("Running, the town's mayor said: \"no.\" Zürich 北京 ok — naïve café… 3.14%  U.S.A.\u00a0e-mail\n\n"
+       "Dr. Smith’s re-election (2022) cost $1,200,000; half-way\tthere?! #hashtag @user http://x.co/a_b "
+       # cut inside, these words' ends tokenize into more or fewer pieces than they are inside the word
+       "unbelievably counterintuitive antidisestablishmentarianism photosynthesis ")
+
+
+def test_counting_pieces_from_the_whole_article_equals_tokenizing_them(embedder):
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from index.chunking import _Pieces
+
+    text = ODD * 3 + long_article().text[:3000]
+    pieces = _Pieces(text, embedder.wordpieces(text))
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.integers(0, len(text)), st.integers(1, 400))
+    def check(start, length):
+        piece = text[start : start + length]
+        counted = pieces.count(piece)
+        if counted is not None:  # None: an edge inside a word, so the piece is tokenized on its own
+            assert counted == len(embedder.count_tokens(piece)), piece
+
+    check()
+    for word, cut in (("counterintuitive", "intuitive"), ("unbelievably", "bly")):  # the cases that differ
+        at = text.index(word) + word.index(cut)
+        assert pieces.count(text[at : at + len(cut)]) is None
+    words = [w for w in text.split() if w]
+    assert sum(pieces.count(w) is not None for w in words) > 0.8 * len(words)  # the fast path is the usual one
+
+
+def test_the_fast_count_gives_the_same_chunks(embedder):
+    from index.documents import Article
+
+    [seed] = list(Loader().load([SEEDS]))
+    odd = Article("odd", "Odd", "\n\n".join(ODD * (i + 1) for i in range(12)))
+    for size, overlap in ((120, 20), (200, 40), (60, 10)):
+        slow = Chunker(embedder.count_tokens, size, overlap)
+        fast = Chunker(embedder.count_tokens, size, overlap, embedder.wordpieces)
+        for article in (seed, long_article(), odd):
+            assert [(c.start, c.end) for c in fast.split(article)] == [(c.start, c.end) for c in slow.split(article)]

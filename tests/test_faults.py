@@ -289,7 +289,7 @@ def test_a_full_disk_is_a_clear_error_and_the_stored_index_stays_intact(tmp_path
         from chromadb.api.client import SharedSystemClient
 
         SharedSystemClient.clear_system_cache()
-        return QAService(Settings(data_dir=data, min_free_mb=0, embed_batch_size=2), embedder=embedder)
+        return QAService(Settings(data_dir=data, min_free_mb=0, embed_batch_size=1), embedder=embedder)
 
     with small_disk(tmp_path / "disk", 16) as disk:
         data = disk / "data"
@@ -300,7 +300,7 @@ def test_a_full_disk_is_a_clear_error_and_the_stored_index_stays_intact(tmp_path
         # 1. Under QA_MIN_FREE_MB, ingest stops before a batch, and everything stored still answers.
         ballast = fill(disk, leave_kb=1100)
         more = articles("b", 40, start=100)
-        refused = qa("ingest", str(jsonl(tmp_path / "more.jsonl", more)), env=env_for(data, QA_MIN_FREE_MB="1", QA_EMBED_BATCH_SIZE="2"))
+        refused = qa("ingest", str(jsonl(tmp_path / "more.jsonl", more)), env=env_for(data, QA_MIN_FREE_MB="1", QA_EMBED_BATCH_SIZE="1"))
         line = one_clear_line(refused)
         assert "QA_MIN_FREE_MB=1" in line and str(data) in line
         service = fresh()
@@ -311,7 +311,7 @@ def test_a_full_disk_is_a_clear_error_and_the_stored_index_stays_intact(tmp_path
 
         # 2. With no margin, the disk fills mid-write: a clear error, and nothing stored is lost.
         fill(disk, leave_kb=250)
-        full = qa("ingest", str(tmp_path / "more.jsonl"), env=env_for(data, QA_MIN_FREE_MB="0", QA_EMBED_BATCH_SIZE="2"))
+        full = qa("ingest", str(tmp_path / "more.jsonl"), env=env_for(data, QA_MIN_FREE_MB="0", QA_EMBED_BATCH_SIZE="1"))
         line = one_clear_line(full)
         assert "no space left on the device holding QA_DATA_DIR" in line and str(data) in line
         service = fresh()
@@ -341,7 +341,7 @@ def test_a_full_disk_is_a_clear_error_and_the_stored_index_stays_intact(tmp_path
 def start_server(folder: Path, data: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     log = open(folder / "serve.log", "a")
-    process = subprocess.Popen([QA_BIN, "serve", "--port", str(port)], env=env_for(data, QA_EMBED_BATCH_SIZE="4"),
+    process = subprocess.Popen([QA_BIN, "serve", "--port", str(port)], env=env_for(data, QA_EMBED_BATCH_SIZE="1"),
                                stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 180
@@ -364,7 +364,7 @@ def upload(url: str, rows: list[dict], name: str) -> httpx.Response:
 def test_kill_9_of_the_server_under_load_loses_and_duplicates_nothing(tmp_path):
     data = tmp_path / "data"
     server, url = start_server(tmp_path, data)
-    # The third batch is killed mid-write: big enough for several flushes (QA_EMBED_BATCH_SIZE=4
+    # The third batch is killed mid-write: big enough for several flushes (QA_EMBED_BATCH_SIZE=1
     # flushes ~23 of these articles at a time), since one flush's ledger rows land all at once.
     batches = [articles("k", 6), articles("k", 6, start=6), articles("k", 60, start=12)]
     acknowledged, answers, refusals, stop = set(), [], [], threading.Event()

@@ -54,7 +54,7 @@ def test_kill_during_ingest_at_several_points_then_rerun_equals_clean_ingest(tmp
     source = feed(tmp_path / "feed.jsonl")
     base = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
     # small model batches, so the articles are written in several rounds a kill can fall between
-    base.update(HF_HUB_OFFLINE="1", QA_EMBED_BATCH_SIZE="4")
+    base.update(HF_HUB_OFFLINE="1", QA_EMBED_BATCH_SIZE="1")
 
     clean_dir = tmp_path / "clean"
     clean = run_ingest({**base, "QA_DATA_DIR": str(clean_dir)}, source)

@@ -50,7 +50,7 @@ def test_searches_survive_reopens_while_another_process_ingests(tmp_path, embedd
     for thread in threads:
         thread.start()
     env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
-    env.update(HF_HUB_OFFLINE="1", QA_DATA_DIR=str(data), QA_EMBED_BATCH_SIZE="2")  # many small writes
+    env.update(HF_HUB_OFFLINE="1", QA_DATA_DIR=str(data), QA_EMBED_BATCH_SIZE="1")  # several flushes
     try:
         run = subprocess.run([QA_BIN, "ingest", write(tmp_path / "more.jsonl", rows("q", 24, start=10)), "--json"],
                              env=env, capture_output=True, text=True, timeout=300)
