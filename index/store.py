@@ -204,10 +204,10 @@ class ChromaStore:
             self._add(nodes, self._vector_store(len(embeddings[0])))
 
     def _add(self, nodes: list, store) -> None:
-        with self._using("adding chunks"):
-            batch = self._client.get_max_batch_size()  # the client's own limit, not llama-index's
-            for offset in range(0, len(nodes), batch):
-                store.add(nodes[offset : offset + batch])
+        """Inside add's `_using`: the store and the client it came from stay the same."""
+        batch = self._client.get_max_batch_size()  # the client's own limit, not llama-index's
+        for offset in range(0, len(nodes), batch):
+            store.add(nodes[offset : offset + batch])
 
     def delete(self, chunk_ids: list[str]) -> None:
         with self._using("deleting chunks"):
@@ -216,10 +216,10 @@ class ChromaStore:
                 self._delete(chunk_ids, store)
 
     def _delete(self, chunk_ids: list[str], store) -> None:
-        with self._using("deleting chunks"):
-            batch = self._client.get_max_batch_size()
-            for offset in range(0, len(chunk_ids), batch):
-                store.delete_nodes(node_ids=list(chunk_ids[offset : offset + batch]))
+        """Inside delete's `_using`, like _add."""
+        batch = self._client.get_max_batch_size()
+        for offset in range(0, len(chunk_ids), batch):
+            store.delete_nodes(node_ids=list(chunk_ids[offset : offset + batch]))
 
     def count(self) -> int:
         with self._using("counting chunks"):
@@ -230,13 +230,14 @@ class ChromaStore:
         return {chunk_id for chunk_id, _, _ in self.records(include=())}
 
     def records(self, include: tuple[str, ...] = ("metadatas", "documents")) -> Iterator[tuple[str, dict | None, str | None]]:
-        """(chunk id, metadata, text) of every stored chunk, a page at a time."""
-        collection = self._collection()
-        if collection is None:
-            return
+        """(chunk id, metadata, text) of every stored chunk, a page at a time. The collection is
+        fetched again for each page: a reopen between pages closes the client it came from."""
         offset = 0
         while True:
             with self._using("reading chunks"):
+                collection = self._collection()
+                if collection is None:
+                    return
                 page = collection.get(include=list(include), limit=PAGE, offset=offset)
             metadatas = page.get("metadatas") or [None] * len(page["ids"])
             documents = page.get("documents") or [None] * len(page["ids"])
@@ -247,11 +248,11 @@ class ChromaStore:
 
     def probe(self) -> None:
         """One nearest-neighbour query, which reads the vector index itself (not just SQLite)."""
-        collection = self._collection()
-        if collection is None or not self.count():
-            return
-        dimension = (collection.metadata or {}).get("embed_dim") or 384
         with self._using("searching"):
+            collection = self._collection()
+            if collection is None or not collection.count():
+                return
+            dimension = (collection.metadata or {}).get("embed_dim") or 384
             collection.query(query_embeddings=[[1.0] + [0.0] * (int(dimension) - 1)], n_results=1, include=[])
 
     def set_aside(self) -> Path | None:
