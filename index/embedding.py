@@ -48,7 +48,11 @@ class Embedder:
     @property
     def identity(self) -> str:
         """What the index records: int8 vectors are close to fp32 ones, but an index keeps one kind."""
-        return f"{self.model_name} (int8)" if self.backend == "onnx-int8" else self.model_name
+        if self.backend != "onnx-int8":
+            return self.model_name
+        from index.onnx_backend import RECIPE  # another quantization recipe gives other vectors
+
+        return f"{self.model_name} (int8 {RECIPE})"
 
     @cached_property
     def _onnx(self):

@@ -132,7 +132,8 @@ class ChromaStore:
             raise EmbeddingMismatchError(
                 f"the index in {self.where} was built with embedding model {built_with!r} "
                 f"({built_dim} dimensions), but QA_EMBED_MODEL and QA_EMBED_BACKEND give {self.embed_model!r}. "
-                f"Set them back ({built_with!r}; \"(int8)\" means QA_EMBED_BACKEND=onnx-int8) to use this index, "
+                f"Set them back ({built_with!r}; \"(int8 vN)\" means QA_EMBED_BACKEND=onnx-int8 quantized by "
+                "recipe N, and an index of another recipe must be built again) to use this index, "
                 "or point QA_DATA_DIR (or QA_COLLECTION) at a new one and ingest again to build it with the new model."
             )
         return collection

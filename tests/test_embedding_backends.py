@@ -67,6 +67,15 @@ def test_int8_vectors_stay_close_to_fp32_and_keep_the_ranking(embedder, onnx_int
     assert np.argmax(vectors @ onnx_int8.embed_query(query)) == np.argmax(reference @ embedder.embed_query(query)) == 3
 
 
+def test_int8_attention_is_fused_and_quantized_and_the_torch_model_keeps_its_attention(embedder, onnx_int8, cache):
+    import onnx
+
+    onnx_int8.embed_query("make the files")
+    ops = {node.op_type for node in onnx.load(str(next(cache.glob("*-int8.onnx")))).graph.node}
+    assert "QAttention" in ops and not ops & {"Where", "IsNaN", "Softmax"}  # SDPA's unfused mask ops
+    assert embedder.model[0].auto_model.config._attn_implementation == "sdpa"
+
+
 def test_exported_files_are_made_once_and_reused(onnx_int8, cache):
     onnx_int8.embed_query("warm up")
     made = {p: p.stat().st_mtime_ns for p in cache.glob("*.onnx")}
@@ -83,7 +92,7 @@ def test_an_int8_index_answers_and_refuses_fp32_vectors_with_advice(tmp_path, on
     service.ingest([SEEDS])
     answer = service.ask("What did the 2+2 statement say about Taiwan?")
     assert not answer.abstained and "Taiwan Strait" in answer.answer
-    assert service.store._collection().metadata["embed_model"] == "all-MiniLM-L6-v2 (int8)"
+    assert service.store._collection().metadata["embed_model"] == "all-MiniLM-L6-v2 (int8 v2)"
     torch_service = QAService(Settings(data_dir=tmp_path / "data"), embedder=embedder)
     with pytest.raises(EmbeddingMismatchError, match="QA_EMBED_BACKEND"):
         torch_service.search("Taiwan")
