@@ -138,7 +138,7 @@ class IndexChecker:
             return
         try:
             persisted = self.keywords.persisted()
-        except Exception as exc:  # bm25s and numpy raise many kinds on damaged files
+        except Exception as exc:  # json and numpy raise many kinds on damaged files
             report.keyword_problem = f"{self.keywords.folder} cannot be read ({type(exc).__name__}: {exc})"
             return
         if persisted is None:

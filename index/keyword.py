@@ -1,16 +1,25 @@
-"""The BM25 keyword index (bm25s), persisted beside the vectors and derived from the ledger.
+"""The BM25 keyword index, persisted beside the vectors and derived from the ledger.
 
 Writers rebuild it after every change, under the write lock, into a new folder and switch a
 pointer file atomically. A reader whose ledger generation is newer than the persisted index
 (a writer was killed before rebuilding) builds one in memory instead of using a stale one.
+
+Why not bm25s's own index: it stores each (term, chunk) pair's final BM25 score, which depends
+on the whole corpus (idf, mean length), so adding one article meant tokenizing and scoring all
+47k chunks again (5.6 s). Here the index keeps each chunk's term counts, keyed by a hash of its
+text: a rebuild tokenizes only chunks it has not seen (bm25s's tokenizer and stemmer, as before)
+and the scores, Lucene's BM25 as bm25s computes them, are derived from the counts in numpy.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -18,15 +27,59 @@ import numpy as np
 from index.documents import days_since_epoch
 from index.ledger import Ledger
 
+K1, B = 1.5, 0.75  # bm25s's defaults, which retrieval was tuned with
+ARRAYS = ("indptr", "terms", "counts", "keys")
+
+
+@dataclass
+class _Counts:
+    """Each chunk's term counts, one row per chunk (CSR: a row's terms are terms[indptr[i]:indptr[i+1]])."""
+
+    vocab: list[str]
+    indptr: np.ndarray  # int64, rows + 1
+    terms: np.ndarray  # int32 term ids
+    counts: np.ndarray  # int32, how often each term occurs in the row's chunk
+    keys: np.ndarray  # uint64, a hash of each row's text: the next build reuses rows by it
+
 
 @dataclass
 class _State:
     generation: int
-    model: object  # bm25s.BM25, or None for an empty corpus
+    rows: _Counts
     chunk_ids: list[str]
     doc_ids: np.ndarray
     days: np.ndarray  # days since 1970; -1 for undated
     sources: np.ndarray
+
+    @cached_property
+    def vocab(self) -> dict[str, int]:
+        return {term: i for i, term in enumerate(self.rows.vocab)}
+
+    @cached_property
+    def postings(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Term → (chunk, BM25 weight), the form a query reads: made on the first search, as a
+        writer process never searches. Lucene's BM25 with bm25s's idf and length norm."""
+        from scipy.sparse import csr_matrix
+
+        rows, n = self.rows, len(self.chunk_ids)
+        by_chunk = csr_matrix((rows.counts, rows.terms, rows.indptr), shape=(n, len(rows.vocab)))
+        size = np.asarray(by_chunk.sum(axis=1), dtype=np.float32).ravel()  # tokens per chunk
+        by_term = by_chunk.tocsc()  # chunks ascending within each term
+        starts, chunks = by_term.indptr.astype(np.int64), by_term.indices
+        df = np.diff(starts)
+        idf = np.log(1 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
+        tf = by_term.data.astype(np.float32)
+        norm = K1 * ((1 - B) + B * size / max(float(size.mean()) if n else 1.0, 1e-9))
+        return starts, chunks, (np.repeat(idf, df) * tf / (tf + norm[chunks])).astype(np.float32)
+
+    def scores(self, terms: list[int]) -> np.ndarray:
+        """Every chunk's BM25 score for these term ids (a repeated term counts again, as in bm25s)."""
+        starts, chunks, weights = self.postings
+        out = np.zeros(len(self.chunk_ids), dtype=np.float32)
+        for term in terms:
+            lo, hi = starts[term], starts[term + 1]
+            out[chunks[lo:hi]] += weights[lo:hi]
+        return out
 
 
 def _tokenizer():
@@ -36,22 +89,27 @@ def _tokenizer():
     return Tokenizer(stopwords="en", stemmer=Stemmer.Stemmer("english"))
 
 
+def _key(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+
+
 class KeywordIndex:
     def __init__(self, data_dir: Path):
         self.folder = Path(data_dir) / "bm25"
         self._state: _State | None = None
 
-    def rebuild(self, ledger: Ledger) -> None:
-        """Build from the ledger and persist; only call this holding the data dir's write lock."""
-        state = self._build(ledger)
+    def rebuild(self, ledger: Ledger, fresh: bool = False) -> None:
+        """Build from the ledger and persist; only call this holding the data dir's write lock.
+        `fresh`: tokenize every chunk again instead of reusing the last index's counts (repair)."""
+        state = self._build(ledger, None if fresh else self._earlier())
         target = self.folder / f"g{state.generation}"
         shutil.rmtree(target, ignore_errors=True)
         try:
             target.mkdir(parents=True)
-            if state.model is not None:
-                state.model.save(str(target), show_progress=False)
+            for name in ARRAYS:
+                np.save(target / f"{name}.npy", getattr(state.rows, name))
             (target / "chunks.json").write_text(json.dumps({
-                "chunk_ids": state.chunk_ids, "doc_ids": state.doc_ids.tolist(),
+                "vocab": state.rows.vocab, "chunk_ids": state.chunk_ids, "doc_ids": state.doc_ids.tolist(),
                 "days": state.days.tolist(), "sources": state.sources.tolist(),
             }))
             pointer = self.folder / "current.tmp"
@@ -86,10 +144,11 @@ class KeywordIndex:
         `window` (days since 1970, both ends included), the window_k best published in it too.
         One scoring of the corpus serves both picks."""
         state = self._current(ledger)
-        if state.model is None:
+        if not state.chunk_ids:
             return []
-        tokens = [t for t in _tokenizer().tokenize([query], return_as="string", show_progress=False)[0] if t in state.model.vocab_dict]
-        if not tokens:
+        words = _tokenizer().tokenize([query], return_as="string", show_progress=False)[0]
+        terms = [state.vocab[word] for word in words if word in state.vocab]
+        if not terms:
             return []
         mask = np.ones(len(state.chunk_ids), dtype=bool)
         if since_days is not None:
@@ -100,7 +159,7 @@ class KeywordIndex:
             mask &= np.isin(state.sources, list(sources))
         if doc_ids:
             mask &= np.isin(state.doc_ids, list(doc_ids))
-        scores = np.where(mask, state.model.get_scores(tokens), 0.0)
+        scores = np.where(mask, state.scores(terms), 0.0)
         picked = _best(scores, k)
         if window is not None and window_k:
             in_window = (state.days >= window[0]) & (state.days <= window[1])
@@ -120,34 +179,86 @@ class KeywordIndex:
                 return self._state
             except Exception:  # replaced under us by a writer, or damaged: build it here instead
                 pass
-        self._state = self._build(ledger)
+        self._state = self._build(ledger, self._earlier())
         return self._state
 
-    def _load(self, folder: Path, generation: int) -> _State:
-        import bm25s
+    def _earlier(self) -> _Counts | None:
+        """Counts a build may reuse: this process's last index, else the persisted one if it loads."""
+        if self._state is not None:
+            return self._state.rows
+        generation = self.persisted_generation()
+        try:
+            return self._load(self.folder / f"g{generation}", generation).rows if generation is not None else None
+        except Exception:  # damaged or replaced: tokenize everything
+            return None
 
+    def _load(self, folder: Path, generation: int) -> _State:
         meta = json.loads((folder / "chunks.json").read_text())
-        model = bm25s.BM25.load(str(folder), show_progress=False) if meta["chunk_ids"] else None
-        return _State(generation, model, meta["chunk_ids"], np.array(meta["doc_ids"], dtype=object),
+        if "vocab" not in meta:  # bm25s's own files, before the index kept term counts
+            raise ValueError(f"{folder} was written by an older version; `qa index repair` or the next ingest rebuilds it")
+        arrays = {name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in ARRAYS}
+        rows = _Counts(meta["vocab"], **arrays)
+        n = len(meta["chunk_ids"])
+        if not (len(rows.indptr) == n + 1 == len(rows.keys) + 1 and rows.indptr[0] == 0
+                and rows.indptr[-1] == len(rows.terms) == len(rows.counts) and np.all(np.diff(rows.indptr) >= 0)
+                and (not len(rows.terms) or 0 <= rows.terms.min() <= rows.terms.max() < len(rows.vocab))
+                and len(meta["doc_ids"]) == len(meta["days"]) == len(meta["sources"]) == n):
+            raise ValueError(f"{folder}: the keyword index's arrays do not fit together")
+        return _State(generation, rows, meta["chunk_ids"], np.array(meta["doc_ids"], dtype=object),
                       np.array(meta["days"], dtype=np.int64), np.array(meta["sources"], dtype=object))
 
-    def _build(self, ledger: Ledger) -> _State:
-        import bm25s
-
+    def _build(self, ledger: Ledger, earlier: _Counts | None) -> _State:
         generation = ledger.generation()
         entries = list(ledger.chunk_texts())
-        chunk_ids = [chunk_id for chunk_id, _, _ in entries]
-        model = None
-        if entries:
-            tokens = _tokenizer().tokenize([text for _, text, _ in entries], return_as="tuple", show_progress=False)
-            model = bm25s.BM25()
-            model.index(tokens, show_progress=False)
         return _State(
-            generation, model, chunk_ids,
+            generation, _counts([text for _, text, _ in entries], earlier), [chunk_id for chunk_id, _, _ in entries],
             np.array([m["doc_id"] for _, _, m in entries], dtype=object),
             np.array([days_since_epoch(m["published"]) or -1 for _, _, m in entries], dtype=np.int64),
             np.array([m["source"] or "" for _, _, m in entries], dtype=object),
         )
+
+
+def _counts(texts: list[str], earlier: _Counts | None) -> _Counts:
+    """Term counts of `texts`, in order: rows of `earlier` whose text is the same are copied,
+    the rest tokenized. Terms only deleted chunks used are dropped once they are half the vocabulary."""
+    keys = np.array([_key(text) for text in texts], dtype=np.uint64)
+    vocab = list(earlier.vocab) if earlier is not None else []
+    known = {int(key): row for row, key in enumerate(earlier.keys)} if earlier is not None else {}
+    source = np.array([known.get(int(key), -1) for key in keys], dtype=np.int64)
+    new = np.flatnonzero(source < 0)
+    ids = {term: i for i, term in enumerate(vocab)}
+    words = _tokenizer().tokenize([texts[i] for i in new], return_as="string", show_progress=False) if len(new) else []
+    fresh = [Counter(ids.setdefault(word, len(ids)) for word in chunk) for chunk in words]
+    vocab.extend(list(ids)[len(vocab):])
+
+    lengths = np.zeros(len(texts), dtype=np.int64)
+    if earlier is not None:
+        old_lengths = np.diff(earlier.indptr)
+        lengths[source >= 0] = old_lengths[source[source >= 0]]
+    lengths[new] = [len(counter) for counter in fresh]
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    terms = np.empty(indptr[-1], dtype=np.int32)
+    counts = np.empty(indptr[-1], dtype=np.int32)
+    reused = np.flatnonzero(source >= 0)
+    if len(reused):  # copy whole rows at once: positions of each reused row's entries, old and new
+        starts = earlier.indptr[source[reused]]
+        offsets = np.arange(lengths[reused].sum()) - np.repeat(np.cumsum(lengths[reused]) - lengths[reused], lengths[reused])
+        old_at = np.repeat(starts, lengths[reused]) + offsets
+        new_at = np.repeat(indptr[reused], lengths[reused]) + offsets
+        terms[new_at] = earlier.terms[old_at]
+        counts[new_at] = earlier.counts[old_at]
+    for row, counter in zip(new, fresh):
+        terms[indptr[row]:indptr[row + 1]] = list(counter.keys())
+        counts[indptr[row]:indptr[row + 1]] = list(counter.values())
+    rows = _Counts(vocab, indptr, terms, counts, keys)
+    used = np.unique(terms)
+    return _compact(rows, used) if len(used) * 2 < len(vocab) else rows
+
+
+def _compact(rows: _Counts, used: np.ndarray) -> _Counts:
+    remap = np.full(len(rows.vocab), -1, dtype=np.int32)
+    remap[used] = np.arange(len(used), dtype=np.int32)
+    return _Counts([rows.vocab[i] for i in used], rows.indptr, remap[rows.terms], rows.counts, rows.keys)
 
 
 def _best(scores: np.ndarray, k: int) -> np.ndarray:

@@ -71,7 +71,7 @@ class IndexRepairer:
                 report.embedded = self._embed(redo)
                 self._step(report, f"embedded {report.embedded} chunks again from the ledger's texts")
             if found.keyword_problem or found.keyword_behind or report.actions:
-                self.indexer.keywords.rebuild(self.ledger)
+                self.indexer.keywords.rebuild(self.ledger, fresh=True)
                 self._step(report, "rebuilt the keyword index")
             report.after = self.checker.check()
         return report
