@@ -60,10 +60,8 @@ class _State:
     def postings(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Term → (chunk, BM25 weight), the form a query reads: made on the first search, as a
         writer process never searches. Lucene's BM25 with bm25s's idf and length norm."""
-        from scipy.sparse import csr_matrix
-
         rows, n = self.rows, len(self.chunk_ids)
-        by_chunk = csr_matrix((rows.counts, rows.terms, rows.indptr), shape=(n, len(rows.vocab)))
+        by_chunk = _matrix(rows, len(rows.vocab))
         size = np.asarray(by_chunk.sum(axis=1), dtype=np.float32).ravel()  # tokens per chunk
         by_term = by_chunk.tocsc()  # chunks ascending within each term
         starts, chunks = by_term.indptr.astype(np.int64), by_term.indices
@@ -237,28 +235,28 @@ def _counts(texts: list[str], earlier: _Counts | None) -> _Counts:
                           np.fromiter(counter.values(), np.int32, len(counter))))
     vocab.extend(list(ids)[len(vocab):])
 
-    lengths = np.zeros(len(texts), dtype=np.int64)
-    if earlier is not None:
-        old_lengths = np.diff(earlier.indptr)
-        lengths[source >= 0] = old_lengths[source[source >= 0]]
-    lengths[new] = [len(row_terms) for row_terms, _ in fresh]
-    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    terms = np.empty(indptr[-1], dtype=np.int32)
-    counts = np.empty(indptr[-1], dtype=np.int32)
-    reused = np.flatnonzero(source >= 0)
-    if len(reused):  # copy whole rows at once: positions of each reused row's entries, old and new
-        starts = earlier.indptr[source[reused]]
-        offsets = np.arange(lengths[reused].sum()) - np.repeat(np.cumsum(lengths[reused]) - lengths[reused], lengths[reused])
-        old_at = np.repeat(starts, lengths[reused]) + offsets
-        new_at = np.repeat(indptr[reused], lengths[reused]) + offsets
-        terms[new_at] = earlier.terms[old_at]
-        counts[new_at] = earlier.counts[old_at]
-    for row, (row_terms, row_counts) in zip(new, fresh):
-        terms[indptr[row]:indptr[row + 1]] = row_terms
-        counts[indptr[row]:indptr[row + 1]] = row_counts
+    # Earlier rows first, then the new ones; one fancy index puts every row where its text is.
+    from scipy.sparse import csr_matrix, vstack
+
+    stacked = [_matrix(earlier, len(vocab))] if earlier is not None else []
+    stacked += [csr_matrix((np.concatenate([c for _, c in fresh] or [np.zeros(0, np.int32)]),
+                            np.concatenate([t for t, _ in fresh] or [np.zeros(0, np.int32)]),
+                            np.concatenate([[0], np.cumsum([len(t) for t, _ in fresh], dtype=np.int64)])),
+                           shape=(len(fresh), len(vocab)))]
+    first_new = len(earlier.keys) if earlier is not None else 0
+    source[new] = first_new + np.arange(len(new))
+    picked = vstack(stacked, format="csr")[source]
+    indptr, terms, counts = picked.indptr.astype(np.int64), picked.indices.astype(np.int32), picked.data.astype(np.int32)
     rows = _Counts(vocab, indptr, terms, counts, keys)
     used = np.unique(terms)
     return _compact(rows, used) if len(used) * 2 < len(vocab) else rows
+
+
+def _matrix(rows: _Counts, width: int):
+    """The counts as a scipy CSR matrix, chunks × `width` terms."""
+    from scipy.sparse import csr_matrix
+
+    return csr_matrix((rows.counts, rows.terms, rows.indptr), shape=(len(rows.keys), width))
 
 
 def _compact(rows: _Counts, used: np.ndarray) -> _Counts:
