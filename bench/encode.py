@@ -44,7 +44,7 @@ def chunk_texts(paths: list[str], settings: Settings, embedder: Embedder) -> lis
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("paths", nargs="*")
-    parser.add_argument("--backend", choices=BACKENDS, default="torch")
+    parser.add_argument("--backend", choices=[b for b in BACKENDS if b != "auto"], default="torch")
     parser.add_argument("--models", type=Path, required=True, help="where the ONNX files are (or are made)")
     parser.add_argument("--prepare", action="store_true", help="only make the ONNX files and time that")
     args = parser.parse_args()

@@ -18,7 +18,7 @@ def config_lines(config: dict) -> list[str]:
         f"set `{config.get('set')}`" + (f", split `{config['split']}`" if config.get("split") else ""),
         f"corpus: {config.get('articles')} articles, hash `{(config.get('corpus_hash') or '')[:12]}`"
         + (f", ingested from `{config['corpus']}`" if config.get("corpus") else ""),
-        f"embedding model `{config.get('embed_model')}`, backend `{config.get('backend')}`, top_k {config.get('settings', {}).get('top_k')}",
+        f"embedding model `{config.get('embed_model')}` (`{config.get('embed_backend', 'torch')}`), backend `{config.get('backend')}`, top_k {config.get('settings', {}).get('top_k')}",
         f"git commit `{commit}`, run {config.get('created')}",
     ]
 

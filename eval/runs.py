@@ -49,6 +49,7 @@ def run_config(service, set_path: Path, split: str | None, corpus: str | None, r
         "corpus_hash": corpus_hash(records),
         "articles": len(records),
         "embed_model": settings.embed_model,
+        "embed_backend": service.embedder.backend,  # what "auto" settled on for this index
         "backend": getattr(settings, "llm", "extractive"),
         "answer_backends": sorted({r.backend for r in results}),
         "settings": public,

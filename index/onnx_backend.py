@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import warnings
 from pathlib import Path
 
@@ -127,6 +128,13 @@ def _exported(model, cache_dir: Path, quantize: bool) -> Path:
     return int8
 
 
+def _private(target: Path, kind: str) -> Path:
+    """A work file of this process and thread only: two exporting at once (`qa serve` and `qa
+    ingest` on a new data dir, or one server's two encoders) must not write into each other's;
+    each renames its finished file over the target, and the two are the same."""
+    return target.with_name(f"{target.stem}.{os.getpid()}-{threading.get_ident()}.{kind}")
+
+
 def _export(model, target: Path) -> None:
     import torch
 
@@ -145,7 +153,7 @@ def _export(model, target: Path) -> None:
             return self.inner(**dict(zip(names, args))).last_hidden_state
 
     axes = {name: {0: "batch", 1: "tokens"} for name in names}
-    partial = target.with_suffix(".partial")
+    partial = _private(target, "partial")
     config = transformer.config
     attention = getattr(config, "_attn_implementation", None)
     with torch.no_grad(), warnings.catch_warnings():
@@ -157,10 +165,11 @@ def _export(model, target: Path) -> None:
                               input_names=names, output_names=["hidden"],
                               dynamic_axes={**axes, "hidden": {0: "batch", 1: "tokens"}},
                               opset_version=OPSET, dynamo=False)
+            os.replace(partial, target)  # a crash mid-export leaves no half file under the real name
         finally:
             if attention is not None:
                 config._attn_implementation = attention  # the torch model in this process is shared
-    os.replace(partial, target)  # a crash mid-export leaves no half file under the real name
+            partial.unlink(missing_ok=True)
 
 
 def _quantize(model, source: Path, target: Path) -> None:
@@ -169,8 +178,8 @@ def _quantize(model, source: Path, target: Path) -> None:
     from onnxruntime.transformers import optimizer
 
     config = model[0].auto_model.config
-    fused = target.with_suffix(".fused")
-    partial = target.with_suffix(".partial")
+    fused = _private(target, "fused")
+    partial = _private(target, "partial")
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # the quantizer's root-logger advice to pre-process: not for this graph
@@ -185,3 +194,4 @@ def _quantize(model, source: Path, target: Path) -> None:
     finally:
         root.setLevel(level)
         fused.unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)

@@ -69,7 +69,8 @@ class IndexRepairer:
             redo = set(found.missing) | set(found.mismatched)
             if redo:
                 report.embedded = self._embed(redo)
-                self._step(report, f"embedded {report.embedded} chunks again from the ledger's texts")
+                self._step(report, f"embedded {report.embedded} chunks again from the ledger's texts "
+                                   f"(with {self.embedder.backend})")
             if found.keyword_problem or found.keyword_behind or report.actions:
                 self.indexer.keywords.rebuild(self.ledger, fresh=True)
                 self._step(report, "rebuilt the keyword index")

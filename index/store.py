@@ -43,10 +43,14 @@ class StoredChunk:
 
 
 class ChromaStore:
-    def __init__(self, data_dir: Path, collection: str, embed_model: str, url: str | None = None):
+    def __init__(self, data_dir: Path, collection: str, identity: str | Callable[[str | None], str],
+                 url: str | None = None):
+        """`identity`: the embedding model (and int8 recipe) this index must be built with; a
+        function of what the collection records (None for none yet) where that decides it
+        (QA_EMBED_BACKEND=auto keeps an index on the backend it was built with)."""
         self.path = Path(data_dir) / "chroma"
         self.collection_name = collection
-        self.embed_model = embed_model
+        self._identity = identity if callable(identity) else (lambda built_with: identity)
         self.url = url
         self._use = Readers()  # every Chroma call reads; a reopen waits for them and goes alone
         self._own_writers = 0  # writes in this process (their changes are in this client already)
@@ -124,19 +128,30 @@ class ChromaStore:
         except NotFoundError:
             if dimension is None:
                 return None
-            metadata = {**COSINE_SPACE, "embed_model": self.embed_model, "embed_dim": dimension}
+            metadata = {**COSINE_SPACE, "embed_model": self._identity(None), "embed_dim": dimension}
             return self._client.get_or_create_collection(self.collection_name, metadata=metadata)
         built_with = (collection.metadata or {}).get("embed_model")
         built_dim = (collection.metadata or {}).get("embed_dim")
-        if built_with != self.embed_model or (dimension is not None and built_dim != dimension):
+        expected = self._identity(built_with)
+        if built_with != expected or (dimension is not None and built_dim != dimension):
             raise EmbeddingMismatchError(
                 f"the index in {self.where} was built with embedding model {built_with!r} "
-                f"({built_dim} dimensions), but QA_EMBED_MODEL and QA_EMBED_BACKEND give {self.embed_model!r}. "
+                f"({built_dim} dimensions), but QA_EMBED_MODEL and QA_EMBED_BACKEND give {expected!r}. "
                 f"Set them back ({built_with!r}; \"(int8 vN)\" means QA_EMBED_BACKEND=onnx-int8 quantized by "
                 "recipe N, and an index of another recipe must be built again) to use this index, "
                 "or point QA_DATA_DIR (or QA_COLLECTION) at a new one and ingest again to build it with the new model."
             )
         return collection
+
+    def recorded(self) -> str | None:
+        """The embedding model (and int8 recipe) the collection records, unchecked; None for none."""
+        from chromadb.errors import NotFoundError
+
+        with self._using("reading which model built the index"):
+            try:
+                return (self._client.get_collection(self.collection_name).metadata or {}).get("embed_model")
+            except NotFoundError:
+                return None
 
     def _vector_store(self, dimension: int | None = None):
         from llama_index.vector_stores.chroma import ChromaVectorStore

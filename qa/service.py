@@ -17,7 +17,7 @@ from index.store import ChromaStore
 from qa.answer import ExtractiveAnswerer
 from qa.citations import Answer, Passage
 from qa.conversation import FollowUpRewriter, Turn
-from qa.errors import ConfigError, NotFoundError
+from qa.errors import ConfigError, NotFoundError, QAError
 from qa.question import checked_question
 from qa.retrieve import Filters, Retrieval, Retriever
 from qa.settings import Settings
@@ -32,8 +32,9 @@ class QAService:
         self.settings = settings
         # An embedder may be shared between services (tests, several data dirs in one process).
         self.embedder = embedder or Embedder(settings.embed_model, settings.embed_batch_size, settings.embed_backend,
-                                             settings.models_dir or settings.data_dir / "models")
-        self.store = ChromaStore(settings.data_dir, settings.collection, self.embedder.identity, settings.chroma_url)
+                                             settings.models_dir or settings.data_dir / "models",
+                                             recorded=lambda: self.store.recorded())
+        self.store = ChromaStore(settings.data_dir, settings.collection, self.embedder.identity_for, settings.chroma_url)
         self.ledger = Ledger(settings.data_dir)
 
     @cached_property
@@ -175,12 +176,19 @@ class QAService:
             "articles": len(records),
             "chunks": sum(r["chunks"] for r in records),
             "embed_model": self.settings.embed_model,
+            "embed_backend": self._embed_backend(),
             "question_encoder": self.embedder.question_encoder,
             "backend": self.settings.llm,
             "llm_model": self.settings.llm_model or self.settings.llm_model_path or None,
             "data_dir": str(self.settings.data_dir),
             "store": self.store.where,
         }
+
+    def _embed_backend(self) -> str:
+        try:
+            return self.embedder.backend
+        except QAError:  # "auto" cannot read the index now; the search or ingest will say why
+            return "auto"
 
     def with_llm(self, llm: str) -> QAService:
         """The same corpus, model and retriever, answered by another backend; one per name, reused."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,17 @@ SEEDS = ROOT / "seeds"
 SEED_ID = "000_816be8fe4ddfb075.txt"
 QA_BIN = str(Path(sys.executable).parent / "qa")
 ARTIFACTS = ROOT / "test-artifacts"  # git-ignored
+# `qa` processes export the model to ONNX (int8 for new indexes, fp32 for a server's questions):
+# once per machine and recipe, shared through QA_MODELS_DIR, not once per test's data dir.
+MODELS = Path(tempfile.gettempdir()) / f"qa-test-models-{os.getuid()}"
+
+
+def qa_env(**settings) -> dict:
+    """Environment for a `qa` subprocess: none of the caller's QA_* settings, offline, the shared
+    model exports, then `settings` (QA_* variables, QA_DATA_DIR among them)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
+    env.update(HF_HUB_OFFLINE="1", QA_MODELS_DIR=str(MODELS), **{k: str(v) for k, v in settings.items()})
+    return env
 
 
 def record_fuzz_counts(tried: dict[str, int]) -> None:
@@ -32,7 +44,18 @@ def record_fuzz_counts(tried: dict[str, int]) -> None:
 
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
-    return Embedder(Settings().embed_model)
+    """Torch, named: in-process services share it across data dirs, so it cannot settle "auto"
+    per index. `qa` subprocesses (qa_env) run the default, auto, which builds int8 indexes."""
+    return Embedder(Settings().embed_model, backend="torch")
+
+
+@pytest.fixture(scope="session")
+def int8_embedder(embedder) -> Embedder:
+    """What a `qa` subprocess embeds a new index with (auto → onnx-int8, from the shared MODELS),
+    for in-process readers of such an index; the loaded model is shared."""
+    int8 = Embedder(embedder.model_name, backend="onnx-int8", cache_dir=MODELS)
+    int8.model = embedder.model
+    return int8
 
 
 @pytest.fixture
@@ -57,10 +80,8 @@ def seeded(tmp_path_factory, embedder) -> QAService:
 @pytest.fixture
 def cli_env(tmp_path) -> dict:
     """Environment for `qa` subprocesses: its own data dir, offline."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
     # A wide terminal for rich's tables: long tmp paths would otherwise wrap mid-name.
-    env.update(QA_DATA_DIR=str(tmp_path / "cli-data"), HF_HUB_OFFLINE="1", COLUMNS="250")
-    return env
+    return {**qa_env(QA_DATA_DIR=tmp_path / "cli-data"), "COLUMNS": "250"}
 
 
 NEWS_PAGE = """<html><head><title>Storm hits coast - Example News</title>

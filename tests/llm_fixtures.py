@@ -8,7 +8,6 @@ error paths, and that nonsense is flagged as unsupported.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -19,6 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
+
+from tests.conftest import qa_env
 
 VOCAB_BYTES = 256
 CHAT_TEMPLATE = (
@@ -254,6 +255,4 @@ class FakeOllamaServer:
 
 
 def offline_env() -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
-    env["HF_HUB_OFFLINE"] = "1"
-    return env
+    return qa_env()

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,17 +11,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import QA_BIN, SEEDS, free_port
-
-# Every server exports the model for its questions (QA_MODELS_DIR): once per machine, not per test.
-MODELS = Path(tempfile.gettempdir()) / f"qa-test-models-{os.getuid()}"
+from tests.conftest import QA_BIN, SEEDS, free_port, qa_env
 
 
 @contextmanager
 def qa_serve(folder: Path, **settings: str) -> Iterator[str]:
     """Serves a fresh data dir in `folder` on a free loopback port; `settings` are extra QA_* variables."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
-    env.update(QA_DATA_DIR=str(folder / "data"), QA_MODELS_DIR=str(MODELS), HF_HUB_OFFLINE="1", **settings)
+    env = qa_env(QA_DATA_DIR=folder / "data", **settings)
     port = free_port()
     log = folder / "serve.log"
     with open(log, "w") as handle:

@@ -13,6 +13,7 @@ import http.client
 import os
 import re
 import secrets
+import time
 from pathlib import Path
 from urllib.parse import quote, urlparse
 
@@ -34,9 +35,23 @@ SEED_QUESTION = "What did the 2+2 statement say about Taiwan?"
 def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("access")
     (folder / ".env").write_text(f"QA_API_TOKEN={ENV_SECRET}\n")
-    with qa_serve(folder, QA_AUTH=":".join(LOGIN), QA_API_TOKEN=TOKEN) as url:
+    # torch, named: the other servers build int8 indexes (the default); this one covers torch's
+    with qa_serve(folder, QA_AUTH=":".join(LOGIN), QA_API_TOKEN=TOKEN, QA_EMBED_BACKEND="torch") as url:
         ingest_seeds(url, **BEARER)
         yield url, folder
+
+
+def test_a_torch_server_moves_questions_to_onnxruntime_fp32_once_loaded(server):
+    """Questions on a torch index go through the same model exported to onnxruntime fp32
+    (same vectors, faster), loaded in the background after the server starts."""
+    health = httpx.get(f"{server[0]}/api/health", timeout=10).json()
+    deadline = time.time() + 120
+    while health["question_encoder"] == "torch" and time.time() < deadline:
+        time.sleep(1)
+        health = httpx.get(f"{server[0]}/api/health", timeout=10).json()
+    assert health["embed_backend"] == "torch" and health["question_encoder"] == "onnxruntime fp32"
+    answer = httpx.post(f"{server[0]}/api/ask", json={"question": SEED_QUESTION}, headers=BEARER, timeout=60).json()
+    assert "Taiwan Strait" in answer["answer"]
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import QA_BIN, SEED_ID, SEEDS
+from tests.conftest import QA_BIN, SEED_ID, SEEDS, qa_env
 
 SEED_QUESTION = "What did the 2+2 statement say about Taiwan?"
 
@@ -17,8 +17,7 @@ def qa(*args, env, input=None):
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
-    env.update(QA_DATA_DIR=str(tmp_path_factory.mktemp("cli") / "data"), HF_HUB_OFFLINE="1")
+    env = qa_env(QA_DATA_DIR=tmp_path_factory.mktemp("cli") / "data")
     result = qa("ingest", SEEDS, "--json", env=env)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)

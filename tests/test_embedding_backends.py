@@ -1,4 +1,4 @@
-"""QA_EMBED_BACKEND: the bundled model in torch, and exported to onnxruntime in fp32 and int8."""
+"""QA_EMBED_BACKEND: the bundled model in torch, exported to onnxruntime in fp32 and int8, and auto."""
 
 from __future__ import annotations
 
@@ -96,6 +96,39 @@ def test_an_int8_index_answers_and_refuses_fp32_vectors_with_advice(tmp_path, on
     torch_service = QAService(Settings(data_dir=tmp_path / "data"), embedder=embedder)
     with pytest.raises(EmbeddingMismatchError, match="QA_EMBED_BACKEND"):
         torch_service.search("Taiwan")
+
+
+def test_auto_builds_new_indexes_in_int8_and_keeps_each_index_on_the_backend_it_was_built_with(
+        tmp_path, embedder, onnx_int8, cache):
+    def default(name: str, **settings) -> QAService:
+        """The default settings with the service's own embedder, which settles "auto" by the index."""
+        service = QAService(Settings(data_dir=tmp_path / name, models_dir=cache, **settings))
+        assert service.settings.embed_backend == "auto"
+        service.embedder.model = embedder.model  # the same loaded model: only the backend is in question
+        return service
+
+    before = QAService(Settings(data_dir=tmp_path / "torch", embed_backend="torch"), embedder=embedder)
+    before.ingest([SEEDS])  # an index made when torch was the default
+    upgraded = default("torch")
+    hits = upgraded.search("What did the 2+2 statement say about Taiwan?")
+    assert upgraded.embedder.backend == "torch" and upgraded.status()["embed_backend"] == "torch"
+    assert [(p.chunk_id, round(p.score, 4)) for p in hits] == \
+        [(p.chunk_id, round(p.score, 4)) for p in before.search("What did the 2+2 statement say about Taiwan?")]
+
+    new = default("new")
+    assert new.embedder.question_encoder.startswith("not chosen yet")
+    assert new.ingest([SEEDS]).count("added") == 1
+    assert new.store.recorded() == onnx_int8.identity == "all-MiniLM-L6-v2 (int8 v2)"
+    again = default("new")  # a later process on the int8 index
+    answer = again.ask("What did the 2+2 statement say about Taiwan?")
+    assert again.embedder.backend == "onnx-int8" and again.embedder.question_encoder == "onnxruntime int8"
+    assert not answer.abstained and "Taiwan Strait" in answer.answer
+    assert np.allclose(again.embedder.embed_query("Taiwan"), onnx_int8.embed_query("Taiwan"), atol=1e-6)
+
+    with pytest.raises(EmbeddingMismatchError, match="all-MiniLM-L6-v2"):  # another model: auto does not guess
+        QAService(Settings(data_dir=tmp_path / "torch", embed_model="some-other-model")).store.check()
+    with pytest.raises(EmbeddingMismatchError, match="int8 v2"):  # a named backend is never overridden
+        QAService(Settings(data_dir=tmp_path / "new", embed_backend="torch"), embedder=embedder).search("Taiwan")
 
 
 def test_an_unknown_backend_is_a_config_error_naming_the_setting():

@@ -40,6 +40,7 @@ def test_a_run_is_saved_gated_and_compared(env, tmp_path):
     summary = json.loads(done.stdout)
     assert summary["questions"] == 3 and summary["config"]["articles"] == 1
     assert summary["config"]["embed_model"] and summary["config"]["corpus_hash"] and summary["config"]["backend"] == "extractive"
+    assert summary["config"]["embed_backend"] == "torch"  # the backend in use (the shared embedder), not "auto"
     assert {p.name for p in first.iterdir()} == {"summary.json", "results.jsonl", "report.md", "report.html", "ragas.jsonl"}
 
     # No --corpus: the index is reused. The run lands under QA_DATA_DIR/eval-runs/, and a gate it misses exits 1.

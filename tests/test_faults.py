@@ -22,7 +22,7 @@ import pytest
 from qa.errors import DiskFullError
 from qa.service import QAService
 from qa.settings import Settings
-from tests.conftest import QA_BIN, SEED_ID, free_port
+from tests.conftest import MODELS, QA_BIN, SEED_ID, free_port, qa_env
 from tests.serving import ingest_seeds, qa_serve
 
 SEED_QUESTION = "What did the 2+2 statement say about Taiwan?"
@@ -42,9 +42,7 @@ def record(test: str, **figures) -> None:
 
 
 def env_for(data_dir: Path, **settings: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
-    env.update(HF_HUB_OFFLINE="1", QA_DATA_DIR=str(data_dir), **settings)
-    return env
+    return qa_env(QA_DATA_DIR=data_dir, **settings)
 
 
 def qa(*args: str, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -120,8 +118,12 @@ def test_every_command_names_the_damaged_file_and_says_qa_index_repair(damaged_c
     from chromadb.api.client import SharedSystemClient
 
     SharedSystemClient.clear_system_cache()
-    service = QAService(Settings(data_dir=damaged_copy), embedder=embedder)
+    service = QAService(Settings(data_dir=damaged_copy, models_dir=MODELS))  # its own embedder: auto, as `qa` runs
+    service.embedder.model = embedder.model  # the loaded model, shared
     assert "peace and stability in the Taiwan Strait" in service.ask(SEED_QUESTION).answer
+    # a vector store rebuilt from nothing is a new index: built with the default, int8 (it was torch)
+    assert service.embedder.backend == ("onnx-int8" if damage == "chroma" else "torch")
+    assert any("with onnx-int8" in a for a in report["actions"]) == (damage == "chroma")
 
 
 # --- a Chroma server stopped and restarted ---------------------------------------------------------

@@ -1,7 +1,6 @@
 """kill -9 during ingest, for real, then a re-run: the index equals a clean ingest's."""
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -9,7 +8,7 @@ import time
 
 from qa.service import QAService
 from qa.settings import Settings
-from tests.conftest import QA_BIN
+from tests.conftest import QA_BIN, qa_env
 
 TOPICS = ["harbour", "railway", "election", "vaccine", "drought", "bridge", "museum", "festival"]
 
@@ -50,11 +49,11 @@ def snapshot(data_dir, embedder):
     }
 
 
-def test_kill_during_ingest_at_several_points_then_rerun_equals_clean_ingest(tmp_path, embedder):
+def test_kill_during_ingest_at_several_points_then_rerun_equals_clean_ingest(tmp_path, int8_embedder):
+    embedder = int8_embedder  # `qa ingest` builds new indexes in int8 (QA_EMBED_BACKEND=auto)
     source = feed(tmp_path / "feed.jsonl")
-    base = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
     # small model batches, so the articles are written in several rounds a kill can fall between
-    base.update(HF_HUB_OFFLINE="1", QA_EMBED_BATCH_SIZE="1")
+    base = qa_env(QA_EMBED_BATCH_SIZE=1)
 
     clean_dir = tmp_path / "clean"
     clean = run_ingest({**base, "QA_DATA_DIR": str(clean_dir)}, source)

@@ -2,7 +2,6 @@
 searches in flight, and does not reopen for its own writes."""
 
 import json
-import os
 import subprocess
 import threading
 import time
@@ -13,7 +12,7 @@ from index import store as store_module
 from index.readers import Readers
 from qa.service import QAService
 from qa.settings import Settings
-from tests.conftest import QA_BIN
+from tests.conftest import QA_BIN, qa_env
 
 
 def rows(prefix: str, count: int, start: int = 0) -> list[dict]:
@@ -49,8 +48,7 @@ def test_searches_survive_reopens_while_another_process_ingests(tmp_path, embedd
     threads = [threading.Thread(target=searching, args=(service, stop, failures, done)) for _ in range(4)]
     for thread in threads:
         thread.start()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
-    env.update(HF_HUB_OFFLINE="1", QA_DATA_DIR=str(data), QA_EMBED_BATCH_SIZE="1")  # several flushes
+    env = qa_env(QA_DATA_DIR=data, QA_EMBED_BATCH_SIZE=1)  # several flushes
     try:
         run = subprocess.run([QA_BIN, "ingest", write(tmp_path / "more.jsonl", rows("q", 24, start=10)), "--json"],
                              env=env, capture_output=True, text=True, timeout=300)

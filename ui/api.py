@@ -125,6 +125,7 @@ class Health(BaseModel):
     articles: int
     chunks: int
     embed_model: str
+    embed_backend: str = Field(description="How documents are embedded: torch, onnx or onnx-int8 (auto, settled by the index)")
     question_encoder: str = Field(description="What embeds questions: torch, or onnxruntime fp32/int8")
     backend: str
     llm_model: str | None

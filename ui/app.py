@@ -55,7 +55,7 @@ document.addEventListener("click", (event) => {
 def status_markdown(service) -> str:
     s = service.status()
     rows = [
-        ("articles", s["articles"]), ("chunks", s["chunks"]), ("embedding model", f"`{s['embed_model']}`"),
+        ("articles", s["articles"]), ("chunks", s["chunks"]), ("embedding model", f"`{s['embed_model']}` (`{s['embed_backend']}`)"),
         ("answer backend", f"`{s['backend']}`" + (f" (`{s['llm_model']}`)" if s["llm_model"] else "")),
         ("data dir", f"`{s['data_dir']}`"), ("vector store", f"`{s['store']}`"),
     ]
