@@ -145,6 +145,14 @@ def render(results: dict) -> str:
           fmt(f["raw_chunks_per_second"]), fmt(f["ratio"], 2), fmt(f["ratio_with_load"], 2),
           f"{fmt(f['peak_rss_mb'], 0)} ({fmt(f.get('raw_peak_rss_mb'), 0)})"]
          for size, s in sizes.items() for backend, f in s.get("ingest", {}).items()])
+    staged = [(size, s, backend, f) for size, s in sizes.items() for backend, f in s.get("ingest", {}).items() if f.get("stages")]
+    if staged:
+        lines += ["Where `qa ingest`'s time goes (its `--json` stages, seconds; \"embed / raw\" is the encoder's time "
+                  "inside the ingest against raw encode of the same chunks):", ""]
+        names = list(staged[-1][3]["stages"])
+        lines += _table(["corpus", "backend", *names, "embed / raw"],
+                        [[_label(size, s), backend, *(fmt(f["stages"].get(n)) for n in names), fmt(f.get("embed_ratio"), 2)]
+                         for size, s, backend, f in staged])
     speedups = [[_label(size, s), fmt(s["int8_speedup"], 2)] for size, s in sizes.items() if "int8_speedup" in s]
     if speedups:
         lines += _table(["corpus", "int8 speedup: torch raw encode s / int8 `qa ingest` s"], speedups)

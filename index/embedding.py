@@ -132,6 +132,12 @@ class Embedder:
         prefix = self.model.prompts.get(prompt, "") if prompt else ""
         return self._onnx.encode([prefix + t for t in texts], self.batch_size)
 
+    def load(self) -> None:
+        """Load the model now, and for an onnx backend its encoder (exported the first time)."""
+        self.model  # noqa: B018
+        if self.backend != "torch":
+            self._onnx  # noqa: B018
+
     @cached_property
     def model(self):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +34,10 @@ from qa.errors import IngestError, QAError, StoreError
 FLUSH_BATCHES = 16
 CHARS_PER_CHUNK = 1000
 STATUSES = ("added", "updated", "unchanged", "failed", "deleted")
+# Where an ingest's time goes (IngestReport.stages): loading the model (and exporting it, the first
+# time), reading and parsing files, splitting, the encoder, Chroma's writes, the ledger (with the
+# near-duplicate signatures) and the keyword index. The encoder is the floor; docs/benchmarks.md.
+STAGES = ("model", "read", "chunk", "embed", "store", "ledger", "keywords")
 
 
 @dataclass
@@ -48,6 +53,15 @@ class FileResult:
 @dataclass
 class IngestReport:
     results: list[FileResult] = field(default_factory=list)
+    stages: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))  # seconds
+
+    @contextmanager
+    def timing(self, stage: str):
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stages[stage] += time.perf_counter() - began
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results if r.status == status)
@@ -60,6 +74,7 @@ class IngestReport:
         return {
             **{status: self.count(status) for status in STATUSES},
             "chunks": self.chunks,
+            "stages": {stage: round(seconds, 3) for stage, seconds in self.stages.items()},
             "results": [asdict(r) for r in self.results],
         }
 
@@ -124,13 +139,16 @@ class Indexer:
             report.results.append(result)
             emit(result)
 
-        with WriteLock(self.ledger.path.parent), self.store.writing(self.ledger.generation), self._keywords_follow():
-            self.store.check()
-            self.sweep()
-            duplicates = NearDuplicates(self.ledger.minhashes(), {d["id"]: d["duplicate_of"] for d in self.ledger.list()})
+        with WriteLock(self.ledger.path.parent), self.store.writing(self.ledger.generation), \
+                self._keywords_follow(report):
+            with report.timing("store"):
+                self.store.check()
+                self.sweep()
+            with report.timing("ledger"):
+                duplicates = NearDuplicates(self.ledger.minhashes(), {d["id"]: d["duplicate_of"] for d in self.ledger.list()})
             pending: list[Article] = []
             seen: dict[str, set[str]] = {}  # root → ids found there
-            for item in self.loader.load(paths):
+            for item in _timed(self.loader.load(paths), report, "read"):
                 if isinstance(item, IngestError):
                     finish(FileResult(source=_where(item), status="failed", message=item.reason))
                     continue
@@ -138,25 +156,28 @@ class Indexer:
                     finish(FileResult(item.path or item.id, "failed", item.id, message=f"duplicate id {item.id!r}; the first one was kept"))
                     continue
                 seen.setdefault(item.root, set()).add(item.id)
-                if self.ledger.hash_of(item.id) == item.content_hash():
+                with report.timing("ledger"):
+                    unchanged = self.ledger.hash_of(item.id) == item.content_hash()
+                if unchanged:
                     finish(FileResult(item.path or item.id, "unchanged", item.id, len(self.ledger.chunk_ids(item.id))))
                     continue
                 pending.append(item)
                 if sum(len(a.text) for a in pending) >= FLUSH_BATCHES * self.embedder.batch_size * CHARS_PER_CHUNK:
-                    for result in self._flush(pending, duplicates):
+                    for result in self._flush(pending, duplicates, report):
                         finish(result)
                     pending = []
-            for result in self._flush(pending, duplicates):
+            for result in self._flush(pending, duplicates, report):
                 finish(result)
             if prune:
                 for root, ids in seen.items():
                     for doc_id in sorted(self.ledger.ids_under(root) - ids):
                         finish(FileResult(doc_id, "deleted", doc_id, message="its file is gone (--prune)"))
-                        self._delete(doc_id, duplicates)
+                        with report.timing("store"):
+                            self._delete(doc_id, duplicates)
         return report
 
     @contextmanager
-    def _keywords_follow(self):
+    def _keywords_follow(self, report: IngestReport | None = None):
         """The keyword index catches up with the ledger when a write ends, also one that failed
         part-way (if a full disk refuses that too, readers build it in memory meanwhile)."""
         try:
@@ -165,7 +186,10 @@ class Indexer:
             with suppress(QAError, OSError):
                 self._sync_keywords()
             raise
+        began = time.perf_counter()
         self._sync_keywords()
+        if report is not None:
+            report.stages["keywords"] += time.perf_counter() - began
 
     def _sync_keywords(self) -> None:
         """Rebuild the BM25 index when the ledger moved on since it was built."""
@@ -198,37 +222,47 @@ class Indexer:
         self.ledger.clear_pending(pending)
         return len(stale)
 
-    def _flush(self, articles: list[Article], duplicates: NearDuplicates) -> list[FileResult]:
+    def _flush(self, articles: list[Article], duplicates: NearDuplicates,
+               report: IngestReport | None = None) -> list[FileResult]:
         if not articles:
             return []
         if self.min_free_mb:
             ensure_free(self.ledger.path.parent, self.min_free_mb)
         try:
-            return self._write(articles, duplicates)
+            return self._write(articles, duplicates, report or IngestReport())
         finally:
             _return_freed_memory()
 
-    def _write(self, articles: list[Article], duplicates: NearDuplicates) -> list[FileResult]:
-        chunked = [(article, self.chunker.split(article)) for article in articles]
+    def _write(self, articles: list[Article], duplicates: NearDuplicates, report: IngestReport) -> list[FileResult]:
+        with report.timing("model"):  # once per process: the model, and the ONNX export the first time
+            self.embedder.load()
+        with report.timing("chunk"):
+            chunked = [(article, self.chunker.split(article)) for article in articles]
         chunks = [chunk for _, pieces in chunked for chunk in pieces]
-        vectors = self.embedder.embed_documents([chunk.embedding_text() for chunk in chunks]) if chunks else []
+        with report.timing("embed"):
+            vectors = self.embedder.embed_documents([chunk.embedding_text() for chunk in chunks]) if chunks else []
         new_ids = [chunk.id for chunk in chunks]
-        self.ledger.mark_pending(new_ids)  # written before the store, so a crash can be swept
+        with report.timing("ledger"):
+            self.ledger.mark_pending(new_ids)  # written before the store, so a crash can be swept
         # One add for the whole batch: Chroma's cost is mostly per call (1,500 vectors in 150
         # calls took 6 s, in one call 0.9 s).
-        self.store.add(chunks, vectors)
+        with report.timing("store"):
+            self.store.add(chunks, vectors)
         results, stale = [], []
-        for article, pieces in chunked:
-            old_ids = self.ledger.chunk_ids(article.id)
-            duplicate_of, signature = duplicates.add(article.id, article.text)
-            self.ledger.record(article, pieces, duplicate_of, signature)  # the switch; old ids become pending
-            current = {chunk.id for chunk in pieces}
-            stale += [c for c in old_ids if c not in current]
-            status = "updated" if old_ids else "added"
-            message = "; ".join(article.warnings)
-            results.append(FileResult(article.path or article.id, status, article.id, len(pieces), message, duplicate_of))
-        self.store.delete(stale)
-        self.ledger.clear_pending(new_ids + stale)
+        with report.timing("ledger"):
+            for article, pieces in chunked:
+                old_ids = self.ledger.chunk_ids(article.id)
+                duplicate_of, signature = duplicates.add(article.id, article.text)
+                self.ledger.record(article, pieces, duplicate_of, signature)  # the switch; old ids become pending
+                current = {chunk.id for chunk in pieces}
+                stale += [c for c in old_ids if c not in current]
+                status = "updated" if old_ids else "added"
+                message = "; ".join(article.warnings)
+                results.append(FileResult(article.path or article.id, status, article.id, len(pieces), message, duplicate_of))
+        with report.timing("store"):
+            self.store.delete(stale)
+        with report.timing("ledger"):
+            self.ledger.clear_pending(new_ids + stale)
         return results
 
 
@@ -240,6 +274,20 @@ def _disk_named(data_dir: Path, doing: str):
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise disk_full(data_dir, doing) from exc
         raise
+
+
+def _timed(items: Iterable, report: IngestReport, stage: str) -> Iterator:
+    """`items`, with the time spent producing each one (the loader reads and parses lazily) added to `stage`."""
+    iterator = iter(items)
+    while True:
+        with report.timing(stage):
+            item = next(iterator, _END)
+        if item is _END:
+            return
+        yield item
+
+
+_END = object()
 
 
 def _return_freed_memory() -> None:

@@ -60,4 +60,7 @@ class IngestView:
         if len(rows) > 50:
             table.add_row(f"… {len(rows) - 50} more files", *[""] * (len(STATUSES) + 1))
         table.add_row("total", *(str(report.count(s)) for s in STATUSES), str(report.chunks), style="bold")
+        spent = [f"{stage} {seconds:.1f} s" for stage, seconds in report.stages.items() if seconds >= 0.05]
+        if spent:
+            table.caption = "time by stage: " + " · ".join(spent)
         return table

@@ -60,6 +60,15 @@ def test_bench_on_the_seed_corpus(tmp_path):
     ingest = seed["ingest"]["torch"]
     assert ingest["chunks"] > 0 and ingest["raw_chunks"] == ingest["chunks"] and ingest["failed"] == 0
     assert_figures(ingest, INGEST)
+    stages = ingest["stages"]  # `qa ingest --json`'s seconds by stage, each a figure
+    assert set(stages) == {"model", "read", "chunk", "embed", "store", "ledger", "keywords"}
+    assert_figures(stages, tuple(stages))
+    assert stages["model"]["median"] > 0 and stages["embed"]["median"] > 0 and stages["store"]["median"] > 0
+    for run, seconds in enumerate(ingest["seconds"]["runs"]):  # the stages are parts of each run's time
+        assert sum(f["runs"][run] for f in stages.values()) <= seconds
+        assert ingest["embed_ratio"]["runs"][run] == pytest.approx(
+            stages["embed"]["runs"][run] / ingest["raw_encode_seconds"]["runs"][run], rel=0.02)
+    assert "Where `qa ingest`'s time goes" in (tmp_path / "benchmarks.md").read_text()
     query = seed["query"]["torch"]
     assert query["questions"] == 3 and query["chunks"] == ingest["chunks"] and query["hit@10"] == {}
     assert_figures(query, QUERY)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 
 import pytest
@@ -23,7 +24,19 @@ def env(tmp_path_factory):
     summary = json.loads(result.stdout)
     assert summary["added"] == 1 and summary["failed"] == 0 and summary["chunks"] > 0
     env["SEED_CHUNKS"] = str(summary["chunks"])
+    env["SEED_INGEST"] = result.stdout
     return env
+
+
+def test_ingest_reports_its_time_by_stage(env):
+    """A new data dir: the model is loaded (and exported to int8) once, then every stage has run."""
+    summary = json.loads(env["SEED_INGEST"])
+    stages = summary["stages"]
+    assert list(stages) == ["model", "read", "chunk", "embed", "store", "ledger", "keywords"]
+    assert all(stages[s] > 0 for s in ("model", "chunk", "embed", "store", "ledger"))
+    assert sum(stages.values()) <= summary["seconds"]
+    again = json.loads(qa("ingest", SEEDS, "--json", env=env).stdout)["stages"]
+    assert again["model"] == again["chunk"] == again["embed"] == 0  # unchanged: nothing is loaded or embedded
 
 
 def test_ask_json_acceptance(env):
@@ -84,6 +97,7 @@ def test_bad_inputs_fail_in_one_line_each_and_keep_the_rest(env, tmp_path):
     (folder / "feed.jsonl").write_text('{"id": "fine", "title": "Fine", "text": "Snow closed the Alpine passes."}\n[1, 2\n')
     result = qa("ingest", folder, env=env)
     assert result.returncode == 1
+    assert re.search(r"\ntime by stage: model [\d.]+ s · (\w+ [\d.]+ s · )*store [\d.]+ s", result.stdout)  # those of >= 0.05 s
     error_lines = [line for line in result.stderr.splitlines() if "failed:" in line]
     assert len(error_lines) == 3
     assert any("empty.txt" in l for l in error_lines) and any("binary.txt" in l for l in error_lines)

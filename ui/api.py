@@ -117,6 +117,7 @@ class IngestResponse(BaseModel):
     failed: int
     deleted: int
     chunks: int
+    stages: dict[str, float] = Field(description="Seconds by stage: model, read, chunk, embed, store, ledger, keywords")
     results: list[FileResult]
 
 
