@@ -76,15 +76,21 @@ def test_int8_attention_is_fused_and_quantized_and_the_torch_model_keeps_its_att
     assert embedder.model[0].auto_model.config._attn_implementation == "sdpa"
 
 
-def test_exported_files_are_made_once_and_reused(onnx_int8, cache):
-    onnx_int8.embed_query("warm up")
-    made = {p: p.stat().st_mtime_ns for p in cache.glob("*.onnx")}
-    assert len(made) == 2  # fp32 and int8
-    again = Embedder(onnx_int8.model_name, backend="onnx-int8", cache_dir=cache)
-    again.model = onnx_int8.model
+def test_exported_files_are_made_once_and_reused(onnx_int8, embedder, tmp_path):
+    models = tmp_path / "models"
+    int8 = Embedder(onnx_int8.model_name, backend="onnx-int8", cache_dir=models)
+    int8.model = embedder.model
+    int8.embed_query("warm up")
+    made = {p: p.stat().st_mtime_ns for p in models.iterdir()}
+    assert [p.name.endswith("-int8.onnx") for p in made] == [True]  # the fp32 export was only a step
+    again = Embedder(onnx_int8.model_name, backend="onnx-int8", cache_dir=models)
+    again.model = embedder.model
     again.embed_query("again")
-    assert {p: p.stat().st_mtime_ns for p in cache.glob("*.onnx")} == made
-    assert not list(cache.glob("*.partial"))
+    assert {p: p.stat().st_mtime_ns for p in models.iterdir()} == made  # reused, not made again
+    fp32 = Embedder(onnx_int8.model_name, backend="onnx", cache_dir=models)  # a torch index's server wants it
+    fp32.model = embedder.model
+    fp32.embed_query("fp32")
+    assert sorted(p.name.rsplit("-", 1)[1] for p in models.iterdir()) == ["fp32.onnx", "int8.onnx"]
 
 
 def test_an_int8_index_answers_and_refuses_fp32_vectors_with_advice(tmp_path, onnx_int8, embedder):
