@@ -177,7 +177,7 @@ class Indexer:
         return report
 
     @contextmanager
-    def _keywords_follow(self, report: IngestReport | None = None):
+    def _keywords_follow(self, report: IngestReport):
         """The keyword index catches up with the ledger when a write ends, also one that failed
         part-way (if a full disk refuses that too, readers build it in memory meanwhile)."""
         try:
@@ -186,10 +186,8 @@ class Indexer:
             with suppress(QAError, OSError):
                 self._sync_keywords()
             raise
-        began = time.perf_counter()
-        self._sync_keywords()
-        if report is not None:
-            report.stages["keywords"] += time.perf_counter() - began
+        with report.timing("keywords"):
+            self._sync_keywords()
 
     def _sync_keywords(self) -> None:
         """Rebuild the BM25 index when the ledger moved on since it was built."""
@@ -222,14 +220,13 @@ class Indexer:
         self.ledger.clear_pending(pending)
         return len(stale)
 
-    def _flush(self, articles: list[Article], duplicates: NearDuplicates,
-               report: IngestReport | None = None) -> list[FileResult]:
+    def _flush(self, articles: list[Article], duplicates: NearDuplicates, report: IngestReport) -> list[FileResult]:
         if not articles:
             return []
         if self.min_free_mb:
             ensure_free(self.ledger.path.parent, self.min_free_mb)
         try:
-            return self._write(articles, duplicates, report or IngestReport())
+            return self._write(articles, duplicates, report)
         finally:
             _return_freed_memory()
 

@@ -58,6 +58,14 @@ def int8_embedder(embedder) -> Embedder:
     return int8
 
 
+def as_qa_runs(settings: Settings, embedder: Embedder) -> QAService:
+    """A service with its own embedder, as `qa` builds one (QA_EMBED_BACKEND=auto settles by the
+    index), that reuses `embedder`'s loaded model instead of loading it again."""
+    service = QAService(settings)
+    service.embedder.model = embedder.model
+    return service
+
+
 @pytest.fixture
 def make_service(tmp_path, embedder):
     """A service over a fresh data dir, sharing the loaded model."""

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.conftest import qa_env
 
 VOCAB_BYTES = 256
 CHAT_TEMPLATE = (
@@ -254,5 +253,3 @@ class FakeOllamaServer:
         self.server.server_close()
 
 
-def offline_env() -> dict:
-    return qa_env()

@@ -9,7 +9,7 @@ from index.embedding import Embedder
 from qa.errors import ConfigError, EmbeddingMismatchError
 from qa.service import QAService
 from qa.settings import Settings
-from tests.conftest import SEEDS
+from tests.conftest import SEEDS, as_qa_runs
 
 SENTENCES = [
     "Japan and the United States would work closely together in the event of a Taiwan incident.",
@@ -76,18 +76,18 @@ def test_int8_attention_is_fused_and_quantized_and_the_torch_model_keeps_its_att
     assert embedder.model[0].auto_model.config._attn_implementation == "sdpa"
 
 
-def test_exported_files_are_made_once_and_reused(onnx_int8, embedder, tmp_path):
+def test_exported_files_are_made_once_and_reused(embedder, tmp_path):
     models = tmp_path / "models"
-    int8 = Embedder(onnx_int8.model_name, backend="onnx-int8", cache_dir=models)
+    int8 = Embedder(embedder.model_name, backend="onnx-int8", cache_dir=models)
     int8.model = embedder.model
     int8.embed_query("warm up")
     made = {p: p.stat().st_mtime_ns for p in models.iterdir()}
     assert [p.name.endswith("-int8.onnx") for p in made] == [True]  # the fp32 export was only a step
-    again = Embedder(onnx_int8.model_name, backend="onnx-int8", cache_dir=models)
+    again = Embedder(embedder.model_name, backend="onnx-int8", cache_dir=models)
     again.model = embedder.model
     again.embed_query("again")
     assert {p: p.stat().st_mtime_ns for p in models.iterdir()} == made  # reused, not made again
-    fp32 = Embedder(onnx_int8.model_name, backend="onnx", cache_dir=models)  # a torch index's server wants it
+    fp32 = Embedder(embedder.model_name, backend="onnx", cache_dir=models)  # a torch index's server wants it
     fp32.model = embedder.model
     fp32.embed_query("fp32")
     assert sorted(p.name.rsplit("-", 1)[1] for p in models.iterdir()) == ["fp32.onnx", "int8.onnx"]
@@ -108,9 +108,8 @@ def test_auto_builds_new_indexes_in_int8_and_keeps_each_index_on_the_backend_it_
         tmp_path, embedder, onnx_int8, cache):
     def default(name: str, **settings) -> QAService:
         """The default settings with the service's own embedder, which settles "auto" by the index."""
-        service = QAService(Settings(data_dir=tmp_path / name, models_dir=cache, **settings))
+        service = as_qa_runs(Settings(data_dir=tmp_path / name, models_dir=cache, **settings), embedder)
         assert service.settings.embed_backend == "auto"
-        service.embedder.model = embedder.model  # the same loaded model: only the backend is in question
         return service
 
     before = QAService(Settings(data_dir=tmp_path / "torch", embed_backend="torch"), embedder=embedder)

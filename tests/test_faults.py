@@ -22,7 +22,7 @@ import pytest
 from qa.errors import DiskFullError
 from qa.service import QAService
 from qa.settings import Settings
-from tests.conftest import MODELS, QA_BIN, SEED_ID, free_port, qa_env
+from tests.conftest import MODELS, QA_BIN, SEED_ID, as_qa_runs, free_port, qa_env
 from tests.serving import ingest_seeds, qa_serve
 
 SEED_QUESTION = "What did the 2+2 statement say about Taiwan?"
@@ -39,10 +39,6 @@ def record(test: str, **figures) -> None:
     FIGURES.parent.mkdir(exist_ok=True)
     with open(FIGURES, "a", encoding="utf-8") as out:
         out.write(json.dumps({"test": test, "at": time.strftime("%Y-%m-%d %H:%M:%S"), **figures}) + "\n")
-
-
-def env_for(data_dir: Path, **settings: str) -> dict:
-    return qa_env(QA_DATA_DIR=data_dir, **settings)
 
 
 def qa(*args: str, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -95,7 +91,7 @@ def damaged_copy(seeded, tmp_path):
 def test_every_command_names_the_damaged_file_and_says_qa_index_repair(damaged_copy, tmp_path, embedder, damage):
     target = damaged_copy / ("ledger.sqlite" if damage == "ledger" else "chroma/chroma.sqlite3")
     target.write_bytes(random.Random(3).randbytes(target.stat().st_size))
-    env = env_for(damaged_copy)
+    env = qa_env(QA_DATA_DIR=damaged_copy)
     commands = [["ask", SEED_QUESTION], ["ingest", str(tmp_path / "nothing.txt")], ["serve", "--port", str(free_port())]]
     commands += [["docs", "list"]] if damage == "ledger" else []  # it reads only the ledger
     (tmp_path / "nothing.txt").write_text("A title\nSome text.", encoding="utf-8")
@@ -118,8 +114,7 @@ def test_every_command_names_the_damaged_file_and_says_qa_index_repair(damaged_c
     from chromadb.api.client import SharedSystemClient
 
     SharedSystemClient.clear_system_cache()
-    service = QAService(Settings(data_dir=damaged_copy, models_dir=MODELS))  # its own embedder: auto, as `qa` runs
-    service.embedder.model = embedder.model  # the loaded model, shared
+    service = as_qa_runs(Settings(data_dir=damaged_copy, models_dir=MODELS), embedder)
     assert "peace and stability in the Taiwan Strait" in service.ask(SEED_QUESTION).answer
     # a vector store rebuilt from nothing is a new index: built with the default, int8 (it was torch)
     assert service.embedder.backend == ("onnx-int8" if damage == "chroma" else "torch")
@@ -302,7 +297,7 @@ def test_a_full_disk_is_a_clear_error_and_the_stored_index_stays_intact(tmp_path
         # 1. Under QA_MIN_FREE_MB, ingest stops before a batch, and everything stored still answers.
         ballast = fill(disk, leave_kb=1100)
         more = articles("b", 40, start=100)
-        refused = qa("ingest", str(jsonl(tmp_path / "more.jsonl", more)), env=env_for(data, QA_MIN_FREE_MB="1", QA_EMBED_BATCH_SIZE="1"))
+        refused = qa("ingest", str(jsonl(tmp_path / "more.jsonl", more)), env=qa_env(QA_DATA_DIR=data, QA_MIN_FREE_MB="1", QA_EMBED_BATCH_SIZE="1"))
         line = one_clear_line(refused)
         assert "QA_MIN_FREE_MB=1" in line and str(data) in line
         service = fresh()
@@ -313,7 +308,7 @@ def test_a_full_disk_is_a_clear_error_and_the_stored_index_stays_intact(tmp_path
 
         # 2. With no margin, the disk fills mid-write: a clear error, and nothing stored is lost.
         fill(disk, leave_kb=250)
-        full = qa("ingest", str(tmp_path / "more.jsonl"), env=env_for(data, QA_MIN_FREE_MB="0", QA_EMBED_BATCH_SIZE="1"))
+        full = qa("ingest", str(tmp_path / "more.jsonl"), env=qa_env(QA_DATA_DIR=data, QA_MIN_FREE_MB="0", QA_EMBED_BATCH_SIZE="1"))
         line = one_clear_line(full)
         assert "no space left on the device holding QA_DATA_DIR" in line and str(data) in line
         service = fresh()
@@ -343,7 +338,7 @@ def test_a_full_disk_is_a_clear_error_and_the_stored_index_stays_intact(tmp_path
 def start_server(folder: Path, data: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     log = open(folder / "serve.log", "a")
-    process = subprocess.Popen([QA_BIN, "serve", "--port", str(port)], env=env_for(data, QA_EMBED_BATCH_SIZE="1"),
+    process = subprocess.Popen([QA_BIN, "serve", "--port", str(port)], env=qa_env(QA_DATA_DIR=data, QA_EMBED_BATCH_SIZE="1"),
                                stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 180
@@ -410,7 +405,7 @@ def test_kill_9_of_the_server_under_load_loses_and_duplicates_nothing(tmp_path):
         assert answers and not refusals, (refusals[:3], (tmp_path / "serve.log").read_text()[-4000:])
 
         server, url = start_server(tmp_path, data)
-        check = qa("index", "check", "--json", env=env_for(data))
+        check = qa("index", "check", "--json", env=qa_env(QA_DATA_DIR=data))
         report = json.loads(check.stdout)
         assert check.returncode == 0 and report["ok"], report["problems"]
         assert report["stored"] == report["chunks"] + len(report["leftovers"])  # nothing else in Chroma
@@ -424,7 +419,7 @@ def test_kill_9_of_the_server_under_load_loses_and_duplicates_nothing(tmp_path):
         assert len(landed) < len(in_flight), "the batch finished before the kill; the test proves nothing"
         again = upload(url, in_flight, "batch2.jsonl").json()
         assert again["added"] + again["unchanged"] == len(in_flight) and again["failed"] == 0
-        final = json.loads(qa("index", "check", "--json", env=env_for(data)).stdout)
+        final = json.loads(qa("index", "check", "--json", env=qa_env(QA_DATA_DIR=data)).stdout)
         assert final["ok"] and final["leftovers"] == [] and final["stored"] == final["chunks"]
         assert final["articles"] == len(acknowledged | {r["id"] for r in in_flight})
         record("kill -9 of qa serve", answers_before_kill=len(answers), acknowledged=len(acknowledged),

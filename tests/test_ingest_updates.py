@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from index.documents import Article
-from index.pipeline import WriteLock
+from index.pipeline import IngestReport, WriteLock
 from qa.errors import QAError, StoreError
 
 
@@ -70,7 +70,7 @@ def test_only_one_version_counts_at_every_step_of_a_replacement(make_service, em
     old = Article("doc", "Port", "The port is open and ships are sailing today.", root="r")
     new = Article("doc", "Port", "The port is closed because of the storm.", root="r")
     indexer = service.indexer
-    indexer._flush([old], _no_duplicates())
+    indexer._flush([old], _no_duplicates(), IngestReport())
     chunks = indexer.chunker.split(new)
     vectors = embedder.embed_documents([c.embedding_text() for c in chunks])
 

@@ -18,8 +18,8 @@ from qa.llm.llamacpp import LlamaCppBackend
 from qa.llm.openai_compatible import OpenAICompatibleBackend
 from qa.service import QAService
 from qa.settings import Settings
-from tests.conftest import QA_BIN, SEED_ID
-from tests.llm_fixtures import API_KEY, LlamaServer, free_port, offline_env, write_gguf
+from tests.conftest import QA_BIN, SEED_ID, qa_env
+from tests.llm_fixtures import API_KEY, LlamaServer, free_port, write_gguf
 
 SEED_QUESTION = "What did the 2+2 statement say about Taiwan?"
 MESSAGES = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Who met in Tokyo?"}]
@@ -190,7 +190,7 @@ def test_llamacpp_errors_name_the_setting(gguf_model, tmp_path):
 @pytest.fixture(scope="module")
 def llm_env(seeded, llama_server):
     return {
-        **offline_env(), "QA_DATA_DIR": str(seeded.settings.data_dir), "QA_LLM": "openai", "QA_TOP_K": "3",
+        **qa_env(QA_DATA_DIR=seeded.settings.data_dir), "QA_LLM": "openai", "QA_TOP_K": "3",
         "QA_LLM_BASE_URL": llama_server.base_url, "QA_LLM_API_KEY": API_KEY, "QA_LLM_MODEL": "tiny", "QA_LLM_MAX_TOKENS": "48",
     }
 
@@ -223,7 +223,7 @@ def test_cli_names_the_setting_when_the_server_is_gone(llm_env):
 
 
 def test_cli_chat_rewrites_a_follow_up_by_rule_for_the_extractive_answerer(seeded):
-    env = {**offline_env(), "QA_DATA_DIR": str(seeded.settings.data_dir)}
+    env = qa_env(QA_DATA_DIR=seeded.settings.data_dir)
     result = qa("chat", "--json", env=env, input="What did Nobuo Kishi mention about Taiwan?\nWhat did he say next?\n")
     assert result.returncode == 0, result.stderr
     first, second = map(json.loads, result.stdout.splitlines())
