@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.merge import SIZE_STEPS, kept_steps
+
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 GIB_MB = 1536  # 1.5 GB of peak RSS, in MB of 2**20 bytes
 QUERY_GOALS = (  # goal, figure, target in ms, the size it is about
@@ -24,12 +26,14 @@ def _sizes(results: dict, step: str) -> list[str]:
     return [name for _, name in sorted(measured)]
 
 
-def _goal(goal: str, figure, target: float, unit: str, size: str | None, at_most: bool = True, needs: str | None = None) -> dict:
-    """One goal row; `needs` names the size the goal is about (met stays null when it was not measured there)."""
+def _goal(goal: str, figure, target: float, unit: str, size: str | None, step: str | None,
+          at_most: bool = True, needs: str | None = None) -> dict:
+    """One goal row from `step`'s figures at `size`; `needs` names the size the goal is about (met stays null
+    when it was not measured there)."""
     met = None
     if figure is not None and (needs is None or size == needs):
         met = figure <= target if at_most else figure >= target
-    return {"goal": goal, "target": target, "unit": unit, "figure": figure, "size": size, "met": met}
+    return {"goal": goal, "target": target, "unit": unit, "figure": figure, "size": size, "met": met, "step": step}
 
 
 def _median(node: dict | None, *path: str):
@@ -42,52 +46,63 @@ def _median(node: dict | None, *path: str):
 
 def goals(results: dict) -> list[dict]:
     rows = []
-    backends = results.get("options", {}).get("backends", [])
+    backends = _backends(results)
     sizes = results.get("sizes", {})
     ingest = _sizes(results, "ingest")
     if ingest:
         size = ingest[-1]
         for backend in backends:
             rows.append(_goal(f"ingest ≤ 1.10× raw encode of the same chunks ({backend})",
-                              _median(sizes[size]["ingest"], backend, "ratio"), 1.10, "×", size))
+                              _median(sizes[size]["ingest"], backend, "ratio"), 1.10, "×", size, "ingest"))
         for backend in backends:
             rows.append(_goal(f"ingest of all 3,773 articles under 1.5 GB peak RSS ({backend})",
-                              _median(sizes[size]["ingest"], backend, "peak_rss_mb"), GIB_MB, "MB", size, needs="all"))
+                              _median(sizes[size]["ingest"], backend, "peak_rss_mb"), GIB_MB, "MB", size, "ingest", needs="all"))
     speedup = _sizes(results, "int8_speedup")
     if speedup:
         size = speedup[-1]
         rows.append(_goal("int8 ingest of the whole corpus ≥ 2.5× faster than torch fp32 raw encode",
-                          _median(sizes[size], "int8_speedup"), 2.5, "×", size, at_most=False, needs="all"))
+                          _median(sizes[size], "int8_speedup"), 2.5, "×", size, "ingest", at_most=False, needs="all"))
     graded = [s for s in _sizes(results, "query") if all(_hits(sizes[s], b, "default") is not None for b in ("torch", "onnx-int8"))]
     if graded:
         size = graded[-1]
         lost = 100 * (_hits(sizes[size], "torch", "default") - _hits(sizes[size], "onnx-int8", "default"))
         rows.append(_goal("int8 dev hit@10 within 1 point of torch fp32 (points lost)", round(lost, 2), 1.0, "points", size,
-                          needs="all"))
+                          "query", needs="all"))
     query = _sizes(results, "query")
     if query:
         size = query[-1]
         for backend in backends:
             for goal, name, target, needs in QUERY_GOALS:
-                rows.append(_goal(f"{goal} ({backend})", _median(sizes[size]["query"], backend, name), target, "ms", size, needs=needs))
+                rows.append(_goal(f"{goal} ({backend})", _median(sizes[size]["query"], backend, name), target, "ms", size, "query",
+                                  needs=needs))
     cold = _sizes(results, "coldstart")
     if cold:
         for backend in backends:
             rows.append(_goal(f"cold start of `qa ask` ≤ 1.5× the bare torch + sentence-transformers import ({backend})",
-                              _median(sizes[cold[-1]]["coldstart"], backend, "ratio"), 1.5, "×", cold[-1]))
+                              _median(sizes[cold[-1]]["coldstart"], backend, "ratio"), 1.5, "×", cold[-1], "coldstart"))
     served = _sizes(results, "server")
     if served:
         for backend in backends:
             rows.append(_goal(f"8 concurrent clients: p95 ≤ 3× the single-client p50 ({backend})",
-                              _median(sizes[served[-1]]["server"], backend, "p95_ratio"), 3.0, "×", served[-1]))
+                              _median(sizes[served[-1]]["server"], backend, "p95_ratio"), 3.0, "×", served[-1], "server"))
     if results.get("imports"):
         importing = [r["command"] for r in results["imports"] if r["imports_torch"]]
         rows.append({"goal": "commands that need no model do not import torch", "target": 0, "unit": "commands",
-                     "figure": len(importing), "size": None, "met": not importing})
+                     "figure": len(importing), "size": None, "met": not importing, "step": None})
     for row in rows:  # a figure kept from an earlier run (--merge) says which
-        if row["size"] in sizes and "run" in sizes[row["size"]]:
-            row["run"] = sizes[row["size"]]["run"]
+        run = kept_steps(sizes.get(row["size"]) or {}).get(row.pop("step"))
+        if run:
+            row["run"] = run
     return rows
+
+
+def _backends(results: dict) -> list[str]:
+    """This run's backends, then any other that kept figures (--merge) have."""
+    backends = list(results.get("options", {}).get("backends", []))
+    for section in results.get("sizes", {}).values():
+        for step in SIZE_STEPS:
+            backends += [b for b in section.get(step, {}) if step != "llamaindex" and b not in backends]
+    return backends
 
 
 # -- tables --------------------------------------------------------------------------------------------------
@@ -112,11 +127,14 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows), ""]
 
 
-def _label(size: str, section: dict) -> str:
+def _label(size: str, section: dict, step: str) -> str:
     label = "seed" if size == "seed" else f"{section['corpus']['articles']:,} articles"
-    if "run" in section:  # kept from an earlier run by --merge
-        label += f" (run of {section['run']['date'][:10]}, `{(section['run']['git_commit'] or 'unknown')[:7]}`)"
-    return label
+    run = kept_steps(section).get(step)
+    return label + f" ({_run(run)})" if run else label  # kept from an earlier run by --merge
+
+
+def _run(run: dict) -> str:
+    return f"run of {run['date'][:10]}, `{(run['git_commit'] or 'unknown')[:7]}`"
 
 
 def render(results: dict) -> str:
@@ -141,7 +159,7 @@ def render(results: dict) -> str:
     lines += _table(
         ["corpus", "backend", "chunks", "`qa ingest` s", "chunks/s", "raw encode s", "raw chunks/s", "ingest / raw",
          "ingest / (load + raw)", "peak RSS MB (raw)"],
-        [[_label(size, s), backend, str(f["chunks"]), fmt(f["seconds"]), fmt(f["chunks_per_second"]), fmt(f["raw_encode_seconds"]),
+        [[_label(size, s, "ingest"), backend, str(f["chunks"]), fmt(f["seconds"]), fmt(f["chunks_per_second"]), fmt(f["raw_encode_seconds"]),
           fmt(f["raw_chunks_per_second"]), fmt(f["ratio"], 2), fmt(f["ratio_with_load"], 2),
           f"{fmt(f['peak_rss_mb'], 0)} ({fmt(f.get('raw_peak_rss_mb'), 0)})"]
          for size, s in sizes.items() for backend, f in s.get("ingest", {}).items()])
@@ -151,9 +169,9 @@ def render(results: dict) -> str:
                   "inside the ingest against raw encode of the same chunks):", ""]
         names = list(staged[-1][3]["stages"])
         lines += _table(["corpus", "backend", *names, "embed / raw"],
-                        [[_label(size, s), backend, *(fmt(f["stages"].get(n)) for n in names), fmt(f.get("embed_ratio"), 2)]
+                        [[_label(size, s, "ingest"), backend, *(fmt(f["stages"].get(n)) for n in names), fmt(f.get("embed_ratio"), 2)]
                          for size, s, backend, f in staged])
-    speedups = [[_label(size, s), fmt(s["int8_speedup"], 2)] for size, s in sizes.items() if "int8_speedup" in s]
+    speedups = [[_label(size, s, "ingest"), fmt(s["int8_speedup"], 2)] for size, s in sizes.items() if "int8_speedup" in s]
     if speedups:
         lines += _table(["corpus", "int8 speedup: torch raw encode s / int8 `qa ingest` s"], speedups)
     if results.get("onnx_export_seconds"):
@@ -163,7 +181,7 @@ def render(results: dict) -> str:
     lines += _table(
         ["corpus", "embedding", "nodes / our chunks", "llama-index s", "ours (torch) / llama-index time", "hit@10 llama-index",
          "ours torch dense", "ours torch default", "ours int8 default", "questions"],
-        [[_label(size, s), li["embedding"].split(" ")[0], f"{li['nodes']} / {_chunks(s)}",
+        [[_label(size, s, "llamaindex"), li["embedding"].split(" ")[0], f"{li['nodes']} / {_chunks(s)}",
           fmt(li["seconds"]), fmt(li.get("ingest_time_ratio"), 2), pct(li.get("hit@10")),
           pct(_hits(s, "torch", "dense")), pct(_hits(s, "torch", "default")), pct(_hits(s, "onnx-int8", "default")),
           str(li.get("questions", "–"))]
@@ -172,19 +190,19 @@ def render(results: dict) -> str:
     lines += _table(
         ["corpus", "backend", "chunks", "questions", "search p50 ms", "search p95 ms", "ask p50 ms", "ask p95 ms",
          "hit@10 dense", "hit@10 default"],
-        [[_label(size, s), backend, str(q["chunks"]), str(q["questions"]), fmt(q["search_p50_ms"]), fmt(q["search_p95_ms"]),
+        [[_label(size, s, "query"), backend, str(q["chunks"]), str(q["questions"]), fmt(q["search_p50_ms"]), fmt(q["search_p95_ms"]),
           fmt(q["ask_p50_ms"]), fmt(q["ask_p95_ms"]), pct(q["hit@10"].get("dense")), pct(q["hit@10"].get("default"))]
          for size, s in sizes.items() for backend, q in s.get("query", {}).items()])
     lines += ["### Cold start: `qa ask` from process start to answer", ""]
     lines += _table(
         ["corpus", "backend", "`qa ask` s", "`import torch, sentence_transformers` s", "ratio"],
-        [[_label(size, s), backend, fmt(c["ask_seconds"], 2), fmt(c["import_seconds"], 2), fmt(c["ratio"], 2)]
+        [[_label(size, s, "coldstart"), backend, fmt(c["ask_seconds"], 2), fmt(c["import_seconds"], 2), fmt(c["ratio"], 2)]
          for size, s in sizes.items() for backend, c in s.get("coldstart", {}).items()])
     lines += ["### `qa serve`: memory and 8 concurrent clients on /api/ask", ""]
     lines += _table(
         ["corpus", "backend", "startup s", "1 client p50 ms", "8 clients p50 ms", "8 clients p95 ms", "answers/s",
          "p95 (8) / p50 (1)", "peak RSS (VmHWM) MB"],
-        [[_label(size, s), backend, fmt(v["startup_seconds"]), fmt(v["single_p50_ms"], 0), fmt(v["concurrent_p50_ms"], 0),
+        [[_label(size, s, "server"), backend, fmt(v["startup_seconds"]), fmt(v["single_p50_ms"], 0), fmt(v["concurrent_p50_ms"], 0),
           fmt(v["concurrent_p95_ms"], 0), fmt(v["answers_per_second"], 2), fmt(v["p95_ratio"], 2), fmt(v["peak_rss_mb"], 0)]
          for size, s in sizes.items() for backend, v in s.get("server", {}).items()])
     lines += ["### Commands that need no model", ""]
@@ -219,7 +237,7 @@ def _goal_row(goal: dict) -> list[str]:
     met = {True: "yes", False: "**no**", None: "not yet (needs `all`)" if goal["figure"] is not None else "–"}[goal["met"]]
     where = goal["size"] or "–"
     if goal.get("run"):
-        where += f" (run of {goal['run']['date'][:10]}, `{(goal['run']['git_commit'] or 'unknown')[:7]}`)"
+        where += f" ({_run(goal['run'])})"
     return [goal["goal"], f"{goal['target']:g} {goal['unit']}", figure, where, met]
 
 

@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import imports, report  # noqa: E402
 from bench import server as serving  # noqa: E402
 from bench.corpus import Corpus, Unavailable, parse_sizes, prepare  # noqa: E402
+from bench.merge import merged  # noqa: E402
 from bench.measure import QA, ROOT, clean_env, figure, last_json, machine, python_worker, run_measured  # noqa: E402
 
 STEPS = ("imports", "ingest", "llamaindex", "query", "coldstart", "server")
@@ -53,12 +54,15 @@ class Bench:
             "sizes": {},
             "skipped": [],
         }
+        # --merge: the last results.json, under this run's figures at every save (bench/merge.py)
+        self.earlier = json.loads(args.out.read_text()) if args.merge and args.out.exists() else None
 
     def save(self) -> None:
         self.results["machine"]["load_average_end"] = list(os.getloadavg())
-        self.results["goals"] = report.goals(self.results)
+        results = merged(self.results, self.earlier) if self.earlier else self.results
+        results["goals"] = report.goals(results)
         self.args.out.parent.mkdir(parents=True, exist_ok=True)
-        self.args.out.write_text(json.dumps(self.results, indent=2, ensure_ascii=False) + "\n")
+        self.args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
 
     def skip(self, size: str | None, step: str, reason: str) -> None:
         log(f"skipped {step}{f' at {size}' if size else ''}: {reason}")
@@ -71,8 +75,6 @@ class Bench:
         return self.args.repeats or (1 if size == "all" else 3)
 
     def run(self) -> None:
-        if self.args.merge:
-            self.keep_earlier()
         if self.wanted("imports"):
             (self.workdir / "empty").mkdir()
             self.results["imports"] = imports.check(self.workdir / "empty")
@@ -89,17 +91,6 @@ class Bench:
             self.run_size(corpus)
         self.results["machine"]["finished"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
         self.save()
-
-    def keep_earlier(self) -> None:
-        """--merge: the sizes this run does not measure keep their figures from the last run."""
-        if not self.args.out.exists():
-            return
-        earlier = json.loads(self.args.out.read_text())
-        stamp = {"date": earlier["machine"]["date"], "git_commit": earlier["machine"]["git_commit"]}
-        for size, section in earlier.get("sizes", {}).items():
-            if size not in self.args.sizes:
-                self.results["sizes"][size] = {"run": stamp, **section}
-                self.results["skipped"] += [r for r in earlier.get("skipped", []) if r["size"] == size]
 
     def run_size(self, corpus: Corpus) -> None:
         self.results["sizes"].pop(corpus.size, None)
@@ -305,7 +296,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json", help="the figures (JSON)")
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks.md", help="the page whose tables are rewritten")
     parser.add_argument("--merge", action="store_true",
-                        help="keep the figures of sizes this run leaves out from --out (each marked with its run)")
+                        help="keep from --out the figures of every size and step this run leaves out (each marked with its run)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (data dirs, logs) and print it")
     parser.add_argument("--report-only", action="store_true", help="only rewrite --doc's tables from --out")
     args = parser.parse_args()

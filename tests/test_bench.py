@@ -8,7 +8,9 @@ import sys
 
 import pytest
 
+from bench import report
 from bench.imports import COMMANDS, imported
+from bench.merge import merged
 from bench.report import BEGIN, END
 from tests.conftest import ROOT
 
@@ -48,6 +50,9 @@ def assert_figures(section: dict, names: tuple[str, ...]) -> None:
 INGEST = ("seconds", "wall_seconds", "chunks_per_second", "raw_encode_seconds", "raw_load_seconds",
           "raw_chunks_per_second", "ratio", "ratio_with_load", "peak_rss_mb", "raw_peak_rss_mb")
 QUERY = ("search_p50_ms", "search_p95_ms", "ask_p50_ms", "ask_p95_ms")
+COLDSTART = ("ask_seconds", "import_seconds", "ratio")
+SERVER = ("startup_seconds", "single_p50_ms", "concurrent_p50_ms", "concurrent_p95_ms", "answers_per_second", "p95_ratio",
+          "peak_rss_mb")
 
 
 def test_bench_on_the_seed_corpus(tmp_path):
@@ -84,9 +89,8 @@ def test_bench_every_step_on_the_seed_corpus(tmp_path):
     for backend in ("torch", "onnx-int8"):
         assert_figures(seed["ingest"][backend], INGEST)
         assert_figures(seed["query"][backend], QUERY)
-        assert_figures(seed["coldstart"][backend], ("ask_seconds", "import_seconds", "ratio"))
-        assert_figures(seed["server"][backend], ("startup_seconds", "single_p50_ms", "concurrent_p50_ms", "concurrent_p95_ms",
-                                                 "answers_per_second", "p95_ratio", "peak_rss_mb"))
+        assert_figures(seed["coldstart"][backend], COLDSTART)
+        assert_figures(seed["server"][backend], SERVER)
     assert_figure(seed["int8_speedup"])
     assert results["onnx_export_seconds"]["onnx-int8"] > 0
     llamaindex = seed["llamaindex"]
@@ -104,14 +108,57 @@ def test_merge_keeps_the_sizes_a_run_leaves_out_marked_with_their_run(tmp_path):
                "sizes": {"all": {"corpus": {"articles": 3773, "questions": 0},
                                  "ingest": {"torch": {"chunks": 7, **ingest}}},
                          "seed": {"corpus": {"articles": 1, "questions": 3}, "ingest": {}}},
-               "skipped": [{"size": "all", "step": "query", "reason": "stopped"}, {"size": "seed", "step": "server", "reason": "x"}]}
+               "skipped": [{"size": "all", "step": "query", "reason": "stopped"}, {"size": "seed", "step": "every step", "reason": "x"}]}
     out.write_text(json.dumps(earlier))
     results = bench(tmp_path, "--merge", "--backends", "torch", "--skip", *("imports", "ingest", "llamaindex", "query", "coldstart", "server"), seed_rows=False)
+    stamp = {"date": "2026-01-02T03:04:05+00:00", "git_commit": "abcdef1234567"}
     kept = results["sizes"]["all"]
-    assert kept["run"] == {"date": "2026-01-02T03:04:05+00:00", "git_commit": "abcdef1234567"}
-    assert kept["ingest"] == earlier["sizes"]["all"]["ingest"]
-    assert "run" not in results["sizes"]["seed"] and "ingest" not in results["sizes"]["seed"]  # measured again: replaced
-    assert results["skipped"] == [{"size": "all", "step": "query", "reason": "stopped"}]
+    assert kept["kept"] == {"ingest": stamp} and kept["ingest"] == earlier["sizes"]["all"]["ingest"]
+    assert results["skipped"] == [{"size": "all", "step": "query", "reason": "stopped"}]  # seed was run: its old skip goes
     [ratio] = [g for g in results["goals"] if g["goal"].startswith("ingest ≤ 1.10×")]
-    assert ratio["size"] == "all" and ratio["figure"] == 1.2 and ratio["run"] == kept["run"]
+    assert ratio["size"] == "all" and ratio["figure"] == 1.2 and ratio["run"] == stamp
     assert "3,773 articles (run of 2026-01-02, `abcdef1`)" in (tmp_path / "benchmarks.md").read_text()
+
+
+def figures(value: float, names: tuple[str, ...]) -> dict:
+    return {name: {"median": value, "min": value, "max": value, "runs": [value]} for name in names}
+
+
+def test_merge_works_step_by_step_and_keeps_the_run_that_measured_each_figure():
+    """A step measured again replaces only that step; the others keep their figures and the run they came from,
+    across merges; an earlier skip stays only while nothing replaced it."""
+    older = {"date": "2026-01-01T00:00:00+00:00", "git_commit": "0000000aaaa"}
+    earlier = {"machine": {"date": "2026-01-02T00:00:00+00:00", "git_commit": "1111111bbbb"},
+               "sizes": {"all": {"corpus": {"articles": 3773, "questions": 9},
+                                 "ingest": {"torch": {"chunks": 7, **figures(1.3, INGEST)}},
+                                 "int8_speedup": figures(2.0, ("x",))["x"],
+                                 "query": {"torch": {"chunks": 7, "questions": 9, "hit@10": {}, **figures(50.0, QUERY)}},
+                                 "server": {"torch": figures(9.0, SERVER)},
+                                 "kept": {"server": older}},
+                         "300": {"run": older, "corpus": {"articles": 300, "questions": 9},  # a file from before per-step stamps
+                                 "coldstart": {"torch": figures(1.2, COLDSTART)}}},
+               "skipped": [{"size": "all", "step": "ingest", "reason": "stopped"},
+                           {"size": "all", "step": "llamaindex", "reason": "not installed"}]}
+    machine = {"cpu": "x", "cores": 2, "cores_usable": 2, "memory_gb": 24, "os": "x", "python": "3", "versions": {},
+               "git_dirty": False, "load_average": [0.1, 0, 0]}
+    current = {"machine": {"date": "2026-01-03T00:00:00+00:00", "git_commit": "2222222cccc", **machine},
+               "options": {"sizes": ["all"], "backends": ["torch"]}, "skipped": [],
+               "sizes": {"all": {"corpus": {"articles": 3773, "questions": 9},
+                                 "ingest": {"torch": {"chunks": 7, **figures(1.05, INGEST)}}}}}
+    before = json.dumps(current)
+    results = merged(current, earlier)
+    assert json.dumps(current) == before  # the run's own figures are not changed by merging
+    top = results["sizes"]["all"]
+    assert top["ingest"]["torch"]["ratio"]["median"] == 1.05 and "int8_speedup" not in top  # measured again: all of it new
+    assert top["query"] == earlier["sizes"]["all"]["query"] and top["server"] == earlier["sizes"]["all"]["server"]
+    assert top["kept"] == {"query": {"date": "2026-01-02T00:00:00+00:00", "git_commit": "1111111bbbb"}, "server": older}
+    assert results["sizes"]["300"]["kept"] == {"coldstart": older} and "run" not in results["sizes"]["300"]
+    assert results["skipped"] == [{"size": "all", "step": "llamaindex", "reason": "not installed"}]
+    goals = {g["goal"]: g for g in report.goals(results)}
+    assert "run" not in goals["ingest ≤ 1.10× raw encode of the same chunks (torch)"]  # this run's
+    assert goals["search p50 ≤ 20 ms at ~35k chunks (torch)"]["run"] == top["kept"]["query"]
+    assert goals["8 concurrent clients: p95 ≤ 3× the single-client p50 (torch)"]["run"] == older
+    page = report.render(results)
+    assert "| 3,773 articles | torch | 7 |" in page  # the ingest row: this run, no stamp
+    assert "| 3,773 articles (run of 2026-01-02, `1111111`) | torch | 7 | 9 |" in page  # the query row
+    assert "| 300 articles (run of 2026-01-01, `0000000`) | torch | 1.20 | 1.20 | 1.20 |" in page

@@ -1,0 +1,52 @@
+"""`bench/run.py --merge`: a run's figures laid over the last results.json, one (size, step) at a time.
+
+A step this run measured at a size replaces the earlier figures of that step there; every other
+step keeps the earlier ones, stamped with the run that measured them, so a partial re-run (one
+step at the largest size, say) lands in the tables without dropping or disguising the rest.
+"""
+
+from __future__ import annotations
+
+import copy
+
+# The steps with figures per size; "int8_speedup" belongs to "ingest" (it is computed from it).
+SIZE_STEPS = ("ingest", "llamaindex", "query", "coldstart", "server")
+PART_OF = {"int8_speedup": "ingest"}
+
+
+def stamp_of(results: dict) -> dict:
+    return {"date": results["machine"]["date"], "git_commit": results["machine"]["git_commit"]}
+
+
+def kept_steps(section: dict) -> dict:
+    """{step: the run it was measured in} for a size's steps kept from earlier runs (older files: one "run" a size)."""
+    if "run" in section:  # written before per-step stamps: the whole size came from that run
+        return {step: section["run"] for step in SIZE_STEPS if step in section}
+    return dict(section.get("kept", {}))
+
+
+def merged(current: dict, earlier: dict) -> dict:
+    """`current` with every (size, step) it lacks taken from `earlier`; neither argument is changed."""
+    results = copy.deepcopy(current)
+    stamp = stamp_of(earlier)
+    for size, old in earlier.get("sizes", {}).items():
+        section = results["sizes"].setdefault(size, {"corpus": old["corpus"]})
+        old_kept = kept_steps(old)
+        kept = kept_steps(section)
+        for step in SIZE_STEPS:
+            if step in section or step not in old:
+                continue
+            section[step] = copy.deepcopy(old[step])
+            kept[step] = old_kept.get(step, stamp)  # a figure kept once keeps the run that measured it
+            for part, owner in PART_OF.items():
+                if owner == step and part in old:
+                    section[part] = old[part]
+        section.pop("run", None)
+        if kept:
+            section["kept"] = kept
+    measured = {(size, step) for size, section in current.get("sizes", {}).items() for step in SIZE_STEPS if step in section}
+    for row in earlier.get("skipped", []):  # an earlier skip stays while nothing measured replaces it
+        replaced = (row["size"], row["step"]) in measured or (row["step"] == "every step" and row["size"] in current["sizes"])
+        if not replaced and row not in results["skipped"]:
+            results["skipped"].append(row)
+    return results
