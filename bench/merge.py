@@ -44,6 +44,9 @@ def merged(current: dict, earlier: dict) -> dict:
         section.pop("run", None)
         if kept:
             section["kept"] = kept
+    if not current.get("imports") and earlier.get("imports"):  # the one step that is not per size
+        results["imports"] = copy.deepcopy(earlier["imports"])
+        results["imports_kept"] = earlier.get("imports_kept", stamp)
     measured = {(size, step) for size, section in current.get("sizes", {}).items() for step in SIZE_STEPS if step in section}
     for row in earlier.get("skipped", []):  # an earlier skip stays while nothing measured replaces it
         replaced = (row["size"], row["step"]) in measured or (row["step"] == "every step" and row["size"] in current["sizes"])

@@ -89,6 +89,8 @@ def goals(results: dict) -> list[dict]:
         importing = [r["command"] for r in results["imports"] if r["imports_torch"]]
         rows.append({"goal": "commands that need no model do not import torch", "target": 0, "unit": "commands",
                      "figure": len(importing), "size": None, "met": not importing, "step": None})
+        if results.get("imports_kept"):
+            rows[-1]["run"] = results["imports_kept"]
     for row in rows:  # a figure kept from an earlier run (--merge) says which
         run = kept_steps(sizes.get(row["size"]) or {}).get(row.pop("step"))
         if run:
@@ -205,7 +207,8 @@ def render(results: dict) -> str:
         [[_label(size, s, "server"), backend, fmt(v["startup_seconds"]), fmt(v["single_p50_ms"], 0), fmt(v["concurrent_p50_ms"], 0),
           fmt(v["concurrent_p95_ms"], 0), fmt(v["answers_per_second"], 2), fmt(v["p95_ratio"], 2), fmt(v["peak_rss_mb"], 0)]
          for size, s in sizes.items() for backend, v in s.get("server", {}).items()])
-    lines += ["### Commands that need no model", ""]
+    kept = f" ({_run(results['imports_kept'])})" if results.get("imports_kept") else ""
+    lines += [f"### Commands that need no model{kept}", ""]
     lines += _table(["command", "heavy packages imported", "seconds"],
                     [[f"`{r['command']}`", ", ".join(r["heavy_imports"]) or "none", f"{r['seconds']:.2f}"]
                      for r in results.get("imports", [])])

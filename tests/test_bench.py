@@ -137,6 +137,7 @@ def test_merge_works_step_by_step_and_keeps_the_run_that_measured_each_figure():
                                  "kept": {"server": older}},
                          "300": {"run": older, "corpus": {"articles": 300, "questions": 9},  # a file from before per-step stamps
                                  "coldstart": {"torch": figures(1.2, COLDSTART)}}},
+               "imports": [{"command": "qa --help", "exit_code": 0, "seconds": 0.5, "heavy_imports": [], "imports_torch": False}],
                "skipped": [{"size": "all", "step": "ingest", "reason": "stopped"},
                            {"size": "all", "step": "llamaindex", "reason": "not installed"}]}
     machine = {"cpu": "x", "cores": 2, "cores_usable": 2, "memory_gb": 24, "os": "x", "python": "3", "versions": {},
@@ -148,13 +149,16 @@ def test_merge_works_step_by_step_and_keeps_the_run_that_measured_each_figure():
     before = json.dumps(current)
     results = merged(current, earlier)
     assert json.dumps(current) == before  # the run's own figures are not changed by merging
+    stamp = {"date": "2026-01-02T00:00:00+00:00", "git_commit": "1111111bbbb"}
     top = results["sizes"]["all"]
     assert top["ingest"]["torch"]["ratio"]["median"] == 1.05 and "int8_speedup" not in top  # measured again: all of it new
     assert top["query"] == earlier["sizes"]["all"]["query"] and top["server"] == earlier["sizes"]["all"]["server"]
-    assert top["kept"] == {"query": {"date": "2026-01-02T00:00:00+00:00", "git_commit": "1111111bbbb"}, "server": older}
+    assert top["kept"] == {"query": stamp, "server": older}
     assert results["sizes"]["300"]["kept"] == {"coldstart": older} and "run" not in results["sizes"]["300"]
     assert results["skipped"] == [{"size": "all", "step": "llamaindex", "reason": "not installed"}]
+    assert results["imports"] == earlier["imports"] and results["imports_kept"] == stamp
     goals = {g["goal"]: g for g in report.goals(results)}
+    assert goals["commands that need no model do not import torch"]["run"] == stamp
     assert "run" not in goals["ingest ≤ 1.10× raw encode of the same chunks (torch)"]  # this run's
     assert goals["search p50 ≤ 20 ms at ~35k chunks (torch)"]["run"] == top["kept"]["query"]
     assert goals["8 concurrent clients: p95 ≤ 3× the single-client p50 (torch)"]["run"] == older
@@ -162,3 +166,4 @@ def test_merge_works_step_by_step_and_keeps_the_run_that_measured_each_figure():
     assert "| 3,773 articles | torch | 7 |" in page  # the ingest row: this run, no stamp
     assert "| 3,773 articles (run of 2026-01-02, `1111111`) | torch | 7 | 9 |" in page  # the query row
     assert "| 300 articles (run of 2026-01-01, `0000000`) | torch | 1.20 | 1.20 | 1.20 |" in page
+    assert "### Commands that need no model (run of 2026-01-02, `1111111`)" in page
