@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import copy
 
-# The steps with figures per size; "int8_speedup" belongs to "ingest" (it is computed from it).
+# The steps with figures per size, and what else a step's figures make ("int8_speedup" is computed from "ingest").
 SIZE_STEPS = ("ingest", "llamaindex", "query", "coldstart", "server")
-PART_OF = {"int8_speedup": "ingest"}
-
-
-def stamp_of(results: dict) -> dict:
-    return {"date": results["machine"]["date"], "git_commit": results["machine"]["git_commit"]}
+PARTS = {"ingest": ("int8_speedup",)}
 
 
 def kept_steps(section: dict) -> dict:
@@ -25,10 +21,18 @@ def kept_steps(section: dict) -> dict:
     return dict(section.get("kept", {}))
 
 
+def kept_run(results: dict, size: str | None, step: str) -> dict | None:
+    """The earlier run a figure was kept from, or None for this run's: `step` at `size`, or the
+    import check (size None), the one step not made per size."""
+    if size is None:
+        return results.get("imports_kept") if step == "imports" else None
+    return kept_steps(results.get("sizes", {}).get(size, {})).get(step)
+
+
 def merged(current: dict, earlier: dict) -> dict:
     """`current` with every (size, step) it lacks taken from `earlier`; neither argument is changed."""
     results = copy.deepcopy(current)
-    stamp = stamp_of(earlier)
+    stamp = {"date": earlier["machine"]["date"], "git_commit": earlier["machine"]["git_commit"]}
     for size, old in earlier.get("sizes", {}).items():
         section = results["sizes"].setdefault(size, {"corpus": old["corpus"]})
         old_kept = kept_steps(old)
@@ -38,9 +42,7 @@ def merged(current: dict, earlier: dict) -> dict:
                 continue
             section[step] = copy.deepcopy(old[step])
             kept[step] = old_kept.get(step, stamp)  # a figure kept once keeps the run that measured it
-            for part, owner in PART_OF.items():
-                if owner == step and part in old:
-                    section[part] = old[part]
+            section.update({part: old[part] for part in PARTS.get(step, ()) if part in old})
         section.pop("run", None)
         if kept:
             section["kept"] = kept

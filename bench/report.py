@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.merge import SIZE_STEPS, kept_steps
+from bench.merge import SIZE_STEPS, kept_run
 
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 GIB_MB = 1536  # 1.5 GB of peak RSS, in MB of 2**20 bytes
@@ -26,7 +26,7 @@ def _sizes(results: dict, step: str) -> list[str]:
     return [name for _, name in sorted(measured)]
 
 
-def _goal(goal: str, figure, target: float, unit: str, size: str | None, step: str | None,
+def _goal(goal: str, figure, target: float, unit: str, size: str | None, step: str,
           at_most: bool = True, needs: str | None = None) -> dict:
     """One goal row from `step`'s figures at `size`; `needs` names the size the goal is about (met stays null
     when it was not measured there)."""
@@ -87,12 +87,9 @@ def goals(results: dict) -> list[dict]:
                               _median(sizes[served[-1]]["server"], backend, "p95_ratio"), 3.0, "×", served[-1], "server"))
     if results.get("imports"):
         importing = [r["command"] for r in results["imports"] if r["imports_torch"]]
-        rows.append({"goal": "commands that need no model do not import torch", "target": 0, "unit": "commands",
-                     "figure": len(importing), "size": None, "met": not importing, "step": None})
-        if results.get("imports_kept"):
-            rows[-1]["run"] = results["imports_kept"]
+        rows.append(_goal("commands that need no model do not import torch", len(importing), 0, "commands", None, "imports"))
     for row in rows:  # a figure kept from an earlier run (--merge) says which
-        run = kept_steps(sizes.get(row["size"]) or {}).get(row.pop("step"))
+        run = kept_run(results, row["size"], row.pop("step"))
         if run:
             row["run"] = run
     return rows
@@ -103,7 +100,8 @@ def _backends(results: dict) -> list[str]:
     backends = list(results.get("options", {}).get("backends", []))
     for section in results.get("sizes", {}).values():
         for step in SIZE_STEPS:
-            backends += [b for b in section.get(step, {}) if step != "llamaindex" and b not in backends]
+            if step != "llamaindex":  # its figures are not per backend
+                backends += [b for b in section.get(step, {}) if b not in backends]
     return backends
 
 
@@ -129,9 +127,9 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows), ""]
 
 
-def _label(size: str, section: dict, step: str) -> str:
-    label = "seed" if size == "seed" else f"{section['corpus']['articles']:,} articles"
-    run = kept_steps(section).get(step)
+def _label(results: dict, size: str, step: str) -> str:
+    label = "seed" if size == "seed" else f"{results['sizes'][size]['corpus']['articles']:,} articles"
+    run = kept_run(results, size, step)
     return label + f" ({_run(run)})" if run else label  # kept from an earlier run by --merge
 
 
@@ -161,7 +159,7 @@ def render(results: dict) -> str:
     lines += _table(
         ["corpus", "backend", "chunks", "`qa ingest` s", "chunks/s", "raw encode s", "raw chunks/s", "ingest / raw",
          "ingest / (load + raw)", "peak RSS MB (raw)"],
-        [[_label(size, s, "ingest"), backend, str(f["chunks"]), fmt(f["seconds"]), fmt(f["chunks_per_second"]), fmt(f["raw_encode_seconds"]),
+        [[_label(results, size, "ingest"), backend, str(f["chunks"]), fmt(f["seconds"]), fmt(f["chunks_per_second"]), fmt(f["raw_encode_seconds"]),
           fmt(f["raw_chunks_per_second"]), fmt(f["ratio"], 2), fmt(f["ratio_with_load"], 2),
           f"{fmt(f['peak_rss_mb'], 0)} ({fmt(f.get('raw_peak_rss_mb'), 0)})"]
          for size, s in sizes.items() for backend, f in s.get("ingest", {}).items()])
@@ -171,9 +169,9 @@ def render(results: dict) -> str:
                   "inside the ingest against raw encode of the same chunks):", ""]
         names = list(staged[-1][3]["stages"])
         lines += _table(["corpus", "backend", *names, "embed / raw"],
-                        [[_label(size, s, "ingest"), backend, *(fmt(f["stages"].get(n)) for n in names), fmt(f.get("embed_ratio"), 2)]
+                        [[_label(results, size, "ingest"), backend, *(fmt(f["stages"].get(n)) for n in names), fmt(f.get("embed_ratio"), 2)]
                          for size, s, backend, f in staged])
-    speedups = [[_label(size, s, "ingest"), fmt(s["int8_speedup"], 2)] for size, s in sizes.items() if "int8_speedup" in s]
+    speedups = [[_label(results, size, "ingest"), fmt(s["int8_speedup"], 2)] for size, s in sizes.items() if "int8_speedup" in s]
     if speedups:
         lines += _table(["corpus", "int8 speedup: torch raw encode s / int8 `qa ingest` s"], speedups)
     if results.get("onnx_export_seconds"):
@@ -183,7 +181,7 @@ def render(results: dict) -> str:
     lines += _table(
         ["corpus", "embedding", "nodes / our chunks", "llama-index s", "ours (torch) / llama-index time", "hit@10 llama-index",
          "ours torch dense", "ours torch default", "ours int8 default", "questions"],
-        [[_label(size, s, "llamaindex"), li["embedding"].split(" ")[0], f"{li['nodes']} / {_chunks(s)}",
+        [[_label(results, size, "llamaindex"), li["embedding"].split(" ")[0], f"{li['nodes']} / {_chunks(s)}",
           fmt(li["seconds"]), fmt(li.get("ingest_time_ratio"), 2), pct(li.get("hit@10")),
           pct(_hits(s, "torch", "dense")), pct(_hits(s, "torch", "default")), pct(_hits(s, "onnx-int8", "default")),
           str(li.get("questions", "–"))]
@@ -192,23 +190,23 @@ def render(results: dict) -> str:
     lines += _table(
         ["corpus", "backend", "chunks", "questions", "search p50 ms", "search p95 ms", "ask p50 ms", "ask p95 ms",
          "hit@10 dense", "hit@10 default"],
-        [[_label(size, s, "query"), backend, str(q["chunks"]), str(q["questions"]), fmt(q["search_p50_ms"]), fmt(q["search_p95_ms"]),
+        [[_label(results, size, "query"), backend, str(q["chunks"]), str(q["questions"]), fmt(q["search_p50_ms"]), fmt(q["search_p95_ms"]),
           fmt(q["ask_p50_ms"]), fmt(q["ask_p95_ms"]), pct(q["hit@10"].get("dense")), pct(q["hit@10"].get("default"))]
          for size, s in sizes.items() for backend, q in s.get("query", {}).items()])
     lines += ["### Cold start: `qa ask` from process start to answer", ""]
     lines += _table(
         ["corpus", "backend", "`qa ask` s", "`import torch, sentence_transformers` s", "ratio"],
-        [[_label(size, s, "coldstart"), backend, fmt(c["ask_seconds"], 2), fmt(c["import_seconds"], 2), fmt(c["ratio"], 2)]
+        [[_label(results, size, "coldstart"), backend, fmt(c["ask_seconds"], 2), fmt(c["import_seconds"], 2), fmt(c["ratio"], 2)]
          for size, s in sizes.items() for backend, c in s.get("coldstart", {}).items()])
     lines += ["### `qa serve`: memory and 8 concurrent clients on /api/ask", ""]
     lines += _table(
         ["corpus", "backend", "startup s", "1 client p50 ms", "8 clients p50 ms", "8 clients p95 ms", "answers/s",
          "p95 (8) / p50 (1)", "peak RSS (VmHWM) MB"],
-        [[_label(size, s, "server"), backend, fmt(v["startup_seconds"]), fmt(v["single_p50_ms"], 0), fmt(v["concurrent_p50_ms"], 0),
+        [[_label(results, size, "server"), backend, fmt(v["startup_seconds"]), fmt(v["single_p50_ms"], 0), fmt(v["concurrent_p50_ms"], 0),
           fmt(v["concurrent_p95_ms"], 0), fmt(v["answers_per_second"], 2), fmt(v["p95_ratio"], 2), fmt(v["peak_rss_mb"], 0)]
          for size, s in sizes.items() for backend, v in s.get("server", {}).items()])
-    kept = f" ({_run(results['imports_kept'])})" if results.get("imports_kept") else ""
-    lines += [f"### Commands that need no model{kept}", ""]
+    kept = kept_run(results, None, "imports")
+    lines += [f"### Commands that need no model{f' ({_run(kept)})' if kept else ''}", ""]
     lines += _table(["command", "heavy packages imported", "seconds"],
                     [[f"`{r['command']}`", ", ".join(r["heavy_imports"]) or "none", f"{r['seconds']:.2f}"]
                      for r in results.get("imports", [])])

@@ -278,13 +278,11 @@ def _timed(items: Iterable, report: IngestReport, stage: str) -> Iterator:
     iterator = iter(items)
     while True:
         with report.timing(stage):
-            item = next(iterator, _END)
-        if item is _END:
-            return
+            try:
+                item = next(iterator)
+            except StopIteration:
+                return
         yield item
-
-
-_END = object()
 
 
 def _return_freed_memory() -> None:
