@@ -78,9 +78,9 @@ class Embedder:
         """What the index records: int8 vectors are close to fp32 ones, but an index keeps one kind."""
         if self.backend != "onnx-int8":
             return self.model_name
-        from index.onnx_backend import RECIPE  # another quantization recipe gives other vectors
+        from index.onnx_backend import VECTORS  # another quantization of the weights gives other vectors
 
-        return f"{self.model_name} (int8 {RECIPE})"
+        return f"{self.model_name} (int8 {VECTORS})"
 
     @cached_property
     def _onnx(self):

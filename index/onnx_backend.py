@@ -16,6 +16,13 @@ The export uses transformers' eager attention, not its default SDPA: SDPA's trac
 arithmetic through Where/IsNaN) defeats onnxruntime's attention fusion, so attention stayed in
 unfused fp32 ops (a fifth of the int8 run time in Where alone). Eager attention fuses into one
 Attention op, quantized as QAttention: int8 25 % faster, fp32 ONNX ~15 %, the same vectors.
+
+Layer norms stay Add + LayerNormalization, not fused into SkipLayerNormalization (recipe v3):
+onnxruntime 1.32's CPU SkipLayerNormalization took 17 % of the int8 run time where Add +
+LayerNormalization take 4 % (op profile, 200 RealTime QA chunks); int8 ~1.15x faster. The weights
+are quantized as in v2, so indexes keep "(int8 v2)": the vectors differ from v2's (mean cosine
+0.998) less than v2's own vectors do between 8-row and 1-row batches (0.994), because each
+MatMul quantizes its input per batch.
 """
 
 from __future__ import annotations
@@ -36,7 +43,9 @@ from qa.errors import ConfigError
 # it has seen (batch x tokens^2 for attention), so 32 rows of 256 tokens held ~600 MB more than
 # 8 rows do, at the same speed on 2 cores (measured on 300 RealTime QA chunks).
 ROWS_PER_RUN = 8
-RECIPE = "v2"  # bump when the export or quantization below changes: old files are not reused
+RECIPE = "v3"  # bump when the export or quantization below changes: old files are not reused
+VECTORS = "v2"  # what an int8 index records: bump when the weights' quantization changes (module docstring)
+UNFUSED = ["SkipLayerNormFusion"]  # onnxruntime's own fusions that would undo the recipe's (module docstring)
 OPSET = 17
 
 
@@ -47,14 +56,7 @@ class OnnxEncoder:
         self.tokenizer = model.tokenizer
         self.max_tokens = int(model.max_seq_length)
         self.pooling, self.normalize = _pipeline(model)
-        path = _exported(model, cache_dir, quantize)
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.enable_mem_pattern = False  # it plans for one input shape; ours change every batch
-        options.intra_op_num_threads = os.cpu_count() or 1
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = _session(_exported(model, cache_dir, quantize))
         self.inputs = {i.name for i in self.session.get_inputs()}
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
@@ -85,6 +87,20 @@ class OnnxEncoder:
         if self.normalize:
             pooled = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
         return pooled.astype(np.float32)
+
+
+def _session(path: Path, profile_prefix: str | None = None):
+    """An onnxruntime session on all cores; `profile_prefix` records each op's time (tests, studies)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.enable_mem_pattern = False  # it plans for one input shape; ours change every batch
+    options.intra_op_num_threads = os.cpu_count() or 1
+    if profile_prefix:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"], disabled_optimizers=UNFUSED)
 
 
 def _pipeline(model) -> tuple[str, bool]:
@@ -183,9 +199,10 @@ def _export(model, target: Path) -> None:
 
 
 def _quantize(model, source: Path, target: Path) -> None:
-    """Fuse the BERT graph (attention, layer norm, GELU), then int8 weights per output channel."""
+    """Fuse the BERT graph (attention, GELU; not the layer norms), then int8 weights per output channel."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.transformers import optimizer
+    from onnxruntime.transformers.fusion_options import FusionOptions
 
     config = model[0].auto_model.config
     fused = _private(target, "fused")
@@ -194,8 +211,10 @@ def _quantize(model, source: Path, target: Path) -> None:
     level = root.level
     root.setLevel(logging.ERROR)  # the quantizer's root-logger advice to pre-process: not for this graph
     try:
+        fusions = FusionOptions("bert")
+        fusions.enable_skip_layer_norm = fusions.enable_bias_skip_layer_norm = False  # slower (module docstring)
         graph = optimizer.optimize_model(str(source), model_type="bert", num_heads=config.num_attention_heads,
-                                         hidden_size=config.hidden_size)
+                                         hidden_size=config.hidden_size, optimization_options=fusions)
         graph.save_model_to_file(str(fused))
         quantize_dynamic(str(fused), str(partial), weight_type=QuantType.QInt8, per_channel=True,
                          op_types_to_quantize=["MatMul", "Attention"],
