@@ -52,6 +52,9 @@ from qa.errors import ConfigError
 # it has seen (batch x tokens^2 for attention), so 32 rows of 256 tokens held ~600 MB more than
 # 8 rows do, at the same speed on 2 cores (measured on 300 RealTime QA chunks).
 ROWS_PER_RUN = 8
+# Texts tokenized (and grouped by length) at a time, whatever the caller hands in: all 47,445
+# chunks of the RealTime QA corpus at once held 2.7 GB of token lists (bench/encode.py).
+TOKENIZED_AT_ONCE = 2048
 RECIPE = "v5"  # bump when the export or quantization below changes: old files are not reused
 VECTORS = "v2"  # what an int8 index records: bump when the weights' quantization changes (module docstring)
 UNFUSED = ["SkipLayerNormFusion"]  # onnxruntime would fuse the layer norms again at load (module docstring)
@@ -72,20 +75,23 @@ class OnnxEncoder:
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
-        # Batches of one token length: no padding, so no mask (the int8 graph takes none, module
-        # docstring), and no work on padding for any graph.
-        tokens = self.tokenizer(texts, truncation=True, max_length=self.max_tokens)["input_ids"]
-        by_length: dict[int, list[int]] = {}
-        for i, ids in enumerate(tokens):
-            by_length.setdefault(len(ids), []).append(i)
         out: list[np.ndarray] = [None] * len(texts)  # type: ignore[list-item]
         step = min(batch_size, ROWS_PER_RUN)
-        for length in sorted(by_length, reverse=True):
-            same = by_length[length]
-            for at in range(0, len(same), step):
-                batch = same[at : at + step]
-                for i, vector in zip(batch, self._encode_batch(np.array([tokens[i] for i in batch], dtype=np.int64))):
-                    out[i] = vector
+        for start in range(0, len(texts), TOKENIZED_AT_ONCE):
+            # Batches of one token length: no padding, so no mask (the int8 graph takes none,
+            # module docstring), and no work on padding for any graph.
+            tokens = self.tokenizer(texts[start : start + TOKENIZED_AT_ONCE], truncation=True,
+                                    max_length=self.max_tokens)["input_ids"]
+            by_length: dict[int, list[int]] = {}
+            for i, ids in enumerate(tokens):
+                by_length.setdefault(len(ids), []).append(i)
+            for length in sorted(by_length, reverse=True):
+                same = by_length[length]
+                for at in range(0, len(same), step):
+                    batch = same[at : at + step]
+                    vectors = self._encode_batch(np.array([tokens[i] for i in batch], dtype=np.int64))
+                    for i, vector in zip(batch, vectors):
+                        out[start + i] = vector
         return np.stack(out)
 
     def _encode_batch(self, ids: np.ndarray) -> np.ndarray:

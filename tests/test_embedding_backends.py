@@ -82,7 +82,7 @@ def test_int8_attention_is_fused_without_a_mask_and_the_torch_model_keeps_its_at
     assert embedder.model[0].auto_model.config._attn_implementation == "sdpa"
 
 
-def test_texts_of_every_length_get_the_vectors_they_get_alone(embedder, onnx_int8, cache):
+def test_texts_of_every_length_get_the_vectors_they_get_alone(embedder, onnx_int8, cache, monkeypatch):
     from index.onnx_backend import OnnxEncoder
 
     texts = SENTENCES + ["Tokyo.", SENTENCES[0] * 12]  # 3 to 256 tokens (the last one cut at the window)
@@ -90,6 +90,8 @@ def test_texts_of_every_length_get_the_vectors_they_get_alone(embedder, onnx_int
     together = fp32.encode(texts)
     alone = np.concatenate([fp32.encode([text]) for text in texts])
     assert np.allclose(together, alone, atol=1e-5)
+    monkeypatch.setattr("index.onnx_backend.TOKENIZED_AT_ONCE", 4)  # two windows, each grouped by length
+    assert np.allclose(fp32.encode(texts), together, atol=1e-5)
     assert np.allclose(together, embedder.embed_sentences(texts), atol=1e-4)
     # The int8 graph has no mask: a padded batch would give cosines of 0.4-0.7 here (measured). Int8
     # vectors still move a little with their batch (each MatMul quantizes its input per batch).
