@@ -42,6 +42,7 @@ import logging
 import os
 import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -76,22 +77,13 @@ class OnnxEncoder:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         out: list[np.ndarray] = [None] * len(texts)  # type: ignore[list-item]
-        step = min(batch_size, ROWS_PER_RUN)
         for start in range(0, len(texts), TOKENIZED_AT_ONCE):
-            # Batches of one token length: no padding, so no mask (the int8 graph takes none,
-            # module docstring), and no work on padding for any graph.
             tokens = self.tokenizer(texts[start : start + TOKENIZED_AT_ONCE], truncation=True,
                                     max_length=self.max_tokens)["input_ids"]
-            by_length: dict[int, list[int]] = {}
-            for i, ids in enumerate(tokens):
-                by_length.setdefault(len(ids), []).append(i)
-            for length in sorted(by_length, reverse=True):
-                same = by_length[length]
-                for at in range(0, len(same), step):
-                    batch = same[at : at + step]
-                    vectors = self._encode_batch(np.array([tokens[i] for i in batch], dtype=np.int64))
-                    for i, vector in zip(batch, vectors):
-                        out[start + i] = vector
+            for batch in _same_length(tokens, min(batch_size, ROWS_PER_RUN)):
+                vectors = self._encode_batch(np.array([tokens[i] for i in batch], dtype=np.int64))
+                for i, vector in zip(batch, vectors):
+                    out[start + i] = vector
         return np.stack(out)
 
     def _encode_batch(self, ids: np.ndarray) -> np.ndarray:
@@ -105,6 +97,17 @@ class OnnxEncoder:
         if self.normalize:
             pooled = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
         return pooled.astype(np.float32)
+
+
+def _same_length(tokens: list[list[int]], rows: int) -> Iterator[list[int]]:
+    """Indexes of up to `rows` texts of one token length, longest first: batches without padding,
+    so without a mask (the int8 graph takes none, module docstring) and no work on padding."""
+    by_length: dict[int, list[int]] = {}
+    for i, ids in enumerate(tokens):
+        by_length.setdefault(len(ids), []).append(i)
+    for length in sorted(by_length, reverse=True):
+        same = by_length[length]
+        yield from (same[at : at + rows] for at in range(0, len(same), rows))
 
 
 def _session(path: Path, profile_prefix: str | None = None):
@@ -242,7 +245,7 @@ def _quantize(model, source: Path, target: Path) -> None:
         graph.prune_graph()  # the mask's computation, and the graph input if nothing else reads it
         graph.save_model_to_file(str(fused))
         quantize_dynamic(str(fused), str(partial), weight_type=QuantType.QInt8, per_channel=True,
-                         op_types_to_quantize=["MatMul", "Attention"],
+                         op_types_to_quantize=["MatMul"],  # attention's Q, K and V are MatMuls too
                          extra_options={"DefaultTensorType": 1})  # FLOAT, for the fused ops' outputs
         os.replace(partial, target)
     finally:

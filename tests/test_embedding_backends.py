@@ -27,17 +27,30 @@ def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("models")
 
 
-@pytest.fixture(scope="module")
-def onnx_int8(embedder, cache) -> Embedder:
-    other = Embedder(embedder.model_name, backend="onnx-int8", cache_dir=cache)
+def _sharing(embedder: Embedder, backend: str, cache) -> Embedder:
+    other = Embedder(embedder.model_name, backend=backend, cache_dir=cache)
     other.model = embedder.model  # the same loaded model: only the encoder differs
     return other
 
 
-def test_onnx_fp32_gives_the_torch_vectors(embedder, cache):
-    onnx = Embedder(embedder.model_name, backend="onnx", cache_dir=cache)
-    onnx.model = embedder.model
-    cosines = (np.array(onnx.embed_documents(SENTENCES)) * np.array(embedder.embed_documents(SENTENCES))).sum(1)
+@pytest.fixture(scope="module")
+def onnx_fp32(embedder, cache) -> Embedder:
+    return _sharing(embedder, "onnx", cache)
+
+
+@pytest.fixture(scope="module")
+def onnx_int8(embedder, cache) -> Embedder:
+    return _sharing(embedder, "onnx-int8", cache)
+
+
+@pytest.fixture(scope="module")
+def int8_file(onnx_int8, cache) -> Path:
+    onnx_int8.load()  # exported and quantized the first time
+    return next(cache.glob("*-int8.onnx"))
+
+
+def test_onnx_fp32_gives_the_torch_vectors(embedder, onnx_fp32, cache):
+    cosines = (np.array(onnx_fp32.embed_documents(SENTENCES)) * np.array(embedder.embed_documents(SENTENCES))).sum(1)
     assert cosines.min() > 0.9999
     assert [p.name for p in cache.glob("*.onnx")] == [next(cache.glob("*-fp32.onnx")).name]
 
@@ -70,11 +83,10 @@ def test_int8_vectors_stay_close_to_fp32_and_keep_the_ranking(embedder, onnx_int
     assert np.argmax(vectors @ onnx_int8.embed_query(query)) == np.argmax(reference @ embedder.embed_query(query)) == 3
 
 
-def test_int8_attention_is_fused_without_a_mask_and_the_torch_model_keeps_its_attention(embedder, onnx_int8, cache):
+def test_int8_attention_is_fused_without_a_mask_and_the_torch_model_keeps_its_attention(embedder, int8_file):
     import onnx
 
-    onnx_int8.embed_query("make the files")
-    graph = onnx.load(str(next(cache.glob("*-int8.onnx")))).graph
+    graph = onnx.load(str(int8_file)).graph
     ops = [node.op_type for node in graph.node]
     assert ops.count("MultiHeadAttention") == 6 and not set(ops) & {"Where", "IsNaN", "Softmax"}  # SDPA's mask ops
     assert ops.count("MatMulInteger") == 6 * 6  # Q, K, V, output and the two feed-forward weights of each layer
@@ -82,16 +94,13 @@ def test_int8_attention_is_fused_without_a_mask_and_the_torch_model_keeps_its_at
     assert embedder.model[0].auto_model.config._attn_implementation == "sdpa"
 
 
-def test_texts_of_every_length_get_the_vectors_they_get_alone(embedder, onnx_int8, cache, monkeypatch):
-    from index.onnx_backend import OnnxEncoder
-
+def test_texts_of_every_length_get_the_vectors_they_get_alone(embedder, onnx_fp32, onnx_int8, monkeypatch):
     texts = SENTENCES + ["Tokyo.", SENTENCES[0] * 12]  # 3 to 256 tokens (the last one cut at the window)
-    fp32 = OnnxEncoder(embedder.model, cache, quantize=False)
-    together = fp32.encode(texts)
-    alone = np.concatenate([fp32.encode([text]) for text in texts])
+    together = onnx_fp32.embed_sentences(texts)
+    alone = np.concatenate([onnx_fp32.embed_sentences([text]) for text in texts])
     assert np.allclose(together, alone, atol=1e-5)
     monkeypatch.setattr("index.onnx_backend.TOKENIZED_AT_ONCE", 4)  # two windows, each grouped by length
-    assert np.allclose(fp32.encode(texts), together, atol=1e-5)
+    assert np.allclose(onnx_fp32.embed_sentences(texts), together, atol=1e-5)
     assert np.allclose(together, embedder.embed_sentences(texts), atol=1e-4)
     # The int8 graph has no mask: a padded batch would give cosines of 0.4-0.7 here (measured). Int8
     # vectors still move a little with their batch (each MatMul quantizes its input per batch).
@@ -100,16 +109,14 @@ def test_texts_of_every_length_get_the_vectors_they_get_alone(embedder, onnx_int
     assert (int8_together * int8_alone).sum(1).min() > 0.99 and (int8_together * together).sum(1).min() > 0.98
 
 
-def test_int8_layer_norms_and_gelu_run_unfused_as_the_recipe_says(onnx_int8, cache, tmp_path):
+def test_int8_layer_norms_and_gelu_run_unfused_as_the_recipe_says(onnx_int8, int8_file, tmp_path):
     import onnx
 
     from index.onnx_backend import _session
 
-    onnx_int8.embed_query("make the files")
-    path = next(cache.glob("*-int8.onnx"))
     slower = {"SkipLayerNormalization", "BiasGelu"}
-    assert not slower & {node.op_type for node in onnx.load(str(path)).graph.node}
-    session = _session(path, profile_prefix=str(tmp_path / "ops"))  # as OnnxEncoder opens it, recording each op
+    assert not slower & {node.op_type for node in onnx.load(str(int8_file)).graph.node}
+    session = _session(int8_file, profile_prefix=str(tmp_path / "ops"))  # as OnnxEncoder opens it, recording each op
     encoded = onnx_int8.model.tokenizer(["a sentence to run"], return_tensors="np")
     session.run(None, {i.name: encoded[i.name].astype(np.int64) for i in session.get_inputs()})
     events = json.loads(Path(session.end_profiling()).read_text())
@@ -120,17 +127,14 @@ def test_int8_layer_norms_and_gelu_run_unfused_as_the_recipe_says(onnx_int8, cac
 
 def test_exported_files_are_made_once_and_reused(embedder, tmp_path):
     models = tmp_path / "models"
-    int8 = Embedder(embedder.model_name, backend="onnx-int8", cache_dir=models)
-    int8.model = embedder.model
+    int8 = _sharing(embedder, "onnx-int8", models)
     int8.embed_query("warm up")
     made = {p: p.stat().st_mtime_ns for p in models.iterdir()}
     assert [p.name.endswith("-int8.onnx") for p in made] == [True]  # the fp32 export was only a step
-    again = Embedder(embedder.model_name, backend="onnx-int8", cache_dir=models)
-    again.model = embedder.model
+    again = _sharing(embedder, "onnx-int8", models)
     again.embed_query("again")
     assert {p: p.stat().st_mtime_ns for p in models.iterdir()} == made  # reused, not made again
-    fp32 = Embedder(embedder.model_name, backend="onnx", cache_dir=models)  # a torch index's server wants it
-    fp32.model = embedder.model
+    fp32 = _sharing(embedder, "onnx", models)  # a torch index's server wants it
     fp32.embed_query("fp32")
     assert sorted(p.name.rsplit("-", 1)[1] for p in models.iterdir()) == ["fp32.onnx", "int8.onnx"]
 
