@@ -1,8 +1,8 @@
 """Ingest orchestration: load → skip unchanged → chunk → embed (in large batches) → store + ledger.
 
 Writes are crash-safe without a transaction spanning Chroma and SQLite: new chunks get new ids
-(the content hash is in them), the ledger row switches an article to its new chunks in one
-SQLite commit, and chunk ids that may be left over are kept in the ledger's `pending` table
+(the content hash is in them), the ledger switches a pool of articles to their new chunks in
+one SQLite commit, and chunk ids that may be left over are kept in the ledger's `pending` table
 until they are gone from the store. Readers only trust chunks whose hash the ledger holds.
 """
 
@@ -247,15 +247,14 @@ class Indexer:
             self.store.add(chunks, vectors)
         results, stale = [], []
         with report.timing("ledger"):
-            for article, pieces in chunked:
-                old_ids = self.ledger.chunk_ids(article.id)
-                duplicate_of, signature = duplicates.add(article.id, article.text)
-                self.ledger.record(article, pieces, duplicate_of, signature)  # the switch; old ids become pending
-                current = {chunk.id for chunk in pieces}
-                stale += [c for c in old_ids if c not in current]
-                status = "updated" if old_ids else "added"
-                message = "; ".join(article.warnings)
-                results.append(FileResult(article.path or article.id, status, article.id, len(pieces), message, duplicate_of))
+            entries = [(article, pieces, *duplicates.add(article.id, article.text)) for article, pieces in chunked]
+            olds = self.ledger.record_many(entries)  # the switch, for the whole pool in one commit
+        for (article, pieces, duplicate_of, _), old_ids in zip(entries, olds):
+            current = {chunk.id for chunk in pieces}
+            stale += [c for c in old_ids if c not in current]
+            status = "updated" if old_ids else "added"
+            results.append(FileResult(article.path or article.id, status, article.id, len(pieces),
+                                      "; ".join(article.warnings), duplicate_of))
         with report.timing("store"):
             self.store.delete(stale)
         with report.timing("ledger"):

@@ -87,6 +87,28 @@ def test_only_one_version_counts_at_every_step_of_a_replacement(make_service, em
     assert visible() == {new.text} and consistent(service)
 
 
+def test_a_pool_of_articles_switches_in_one_commit(make_service, tmp_path):
+    """The ledger records a pool's articles in one transaction: when one row fails, none of the
+    pool counts and the articles stored before keep their chunks."""
+    folder = tmp_path / "news"
+    write_article(folder, "a.txt", "Alpha", "The alpha story is about apples.")
+    service = make_service()
+    service.ingest([folder])
+    before, generation = service.ledger.chunk_ids("a.txt"), service.ledger.generation()
+    indexer = service.indexer
+    changed = Article("a.txt", "Alpha", "The alpha story is about pears now.", root="r")
+    fresh = Article("b.txt", "Beta", "The beta story is about bananas.", root="r")
+    entries = [(changed, indexer.chunker.split(changed), None, None),
+               (fresh, indexer.chunker.split(fresh), None, {"not": "a signature"})]  # SQLite cannot bind it
+    with pytest.raises(StoreError, match="ledger"):
+        service.ledger.record_many(entries)
+    assert service.ledger.chunk_ids("a.txt") == before and service.ledger.get("b.txt") is None
+    assert service.ledger.generation() == generation and service.ledger.pending() == []
+    olds = service.ledger.record_many(entries[:1] + [(fresh, entries[1][1], None, None)])
+    assert olds == [before, []] and service.ledger.generation() == generation + 2
+    assert set(service.ledger.pending()) == set(before)  # the old version's chunks, until swept
+
+
 def test_a_second_writer_fails_fast_and_readers_keep_working(make_service, tmp_path):
     service = make_service()
     write_article(tmp_path / "n", "a.txt", "Alpha", "The alpha story is about apples.")
