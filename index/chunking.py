@@ -35,8 +35,9 @@ class Chunker:
 
     def split(self, article: Article) -> list[Chunk]:
         encoding = self._wordpieces(article.text) if self._wordpieces else None
+        tokens = _Pieces(article.text, encoding) if encoding is not None else None
         with self._lock:
-            self._article = _Pieces(article.text, encoding) if encoding is not None else None
+            self._article = tokens
             try:
                 pieces = self._splitter.split_text(article.text)
             finally:
@@ -54,6 +55,7 @@ class Chunker:
                     start=start,
                     end=end,
                     article=article,
+                    pieces=tokens.ids(start, end) if tokens is not None else None,
                 )
             )
             # The next chunk starts inside this one (overlap), but never before its start.
@@ -70,6 +72,7 @@ class _Pieces:
 
     def __init__(self, text: str, encoding):
         self.text = text
+        self.token_ids = encoding.ids  # each read of an Encoding's field builds a new list
         offsets, words = encoding.offsets, encoding.word_ids
         self.starts = [start for start, _ in offsets]
         self.ends = [end for _, end in offsets]
@@ -81,7 +84,16 @@ class _Pieces:
         at = self.text.find(piece)
         if at < 0 or not piece.strip():
             return None
-        end = at + len(piece)
+        span = self._tokens(at, at + len(piece))
+        return None if span is None else span[1] - span[0]
+
+    def ids(self, start: int, end: int) -> tuple[int, ...] | None:
+        """The wordpiece ids of text[start:end], or None where `count` would say None."""
+        span = self._tokens(start, end) if self.text[start:end].strip() else None
+        return None if span is None else tuple(self.token_ids[span[0] : span[1]])
+
+    def _tokens(self, at: int, end: int) -> tuple[int, int] | None:
+        """The range of tokens that make text[at:end] exactly, or None."""
         first = bisect_left(self.starts, at)  # the first token starting inside the piece
         last = bisect_right(self.ends, end) - 1  # the last token ending inside it
         if first > last:
@@ -90,7 +102,7 @@ class _Pieces:
             return None  # a token straddles an edge
         if not self.first_of_word[first] or not self.last_of_word[last]:
             return None  # an edge falls inside a word
-        return last - first + 1
+        return first, last + 1
 
 
 def chunk_id(article: Article, index: int) -> str:

@@ -67,6 +67,9 @@ class Chunk:
     start: int
     end: int
     article: Article = field(repr=False, compare=False)
+    # The model's wordpiece ids of `text`, cut from the article's tokenization by the chunker
+    # (None where it could not be cut exactly): the ONNX encoder need not tokenize it again.
+    pieces: tuple[int, ...] | None = field(default=None, repr=False, compare=False)
 
     def embedding_text(self) -> str:
         """What the model sees: the title gives short passages their subject."""

@@ -19,6 +19,7 @@ from contextlib import suppress
 from functools import cached_property
 from pathlib import Path
 
+from index.documents import Article, Chunk
 from qa.errors import ConfigError, QAError
 
 log = logging.getLogger(__name__)
@@ -198,6 +199,40 @@ class Embedder:
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self._encode(texts, self._prompt("document")).tolist()
+
+    def embed_chunks(self, chunks: list[Chunk]) -> list[list[float]]:
+        """The vectors `embed_documents` gives for the chunks' embedding texts. On an onnx
+        backend the model's input ids are put together from the wordpieces the chunker cut from
+        the article (`Chunk.pieces`) instead of tokenizing every text again (~0.25 ms a chunk,
+        ~12 s of an int8 ingest of the RealTime QA corpus)."""
+        texts = [chunk.embedding_text() for chunk in chunks]
+        if self.backend == "torch" or (self.model.prompts or {}).get("document") or not self._pieces_fit:
+            return self.embed_documents(texts)
+        titles: dict[str, list[int]] = {}
+        return self._onnx.encode(texts, self.batch_size, [self._input_ids(c, titles) for c in chunks]).tolist()
+
+    def _input_ids(self, chunk: Chunk, titles: dict[str, list[int]]) -> list[int] | None:
+        """[CLS] title's pieces, text's pieces [SEP], cut to the model's length as the tokenizer
+        would cut "title\ntext"; None for a chunk without pieces."""
+        if chunk.pieces is None:
+            return None
+        title = chunk.article.title
+        if title and title not in titles:
+            titles[title] = self.wordpieces(title).ids
+        body = [*titles.get(title, ()), *chunk.pieces][: self.max_tokens - 2]
+        return [self.model.tokenizer.cls_token_id, *body, self.model.tokenizer.sep_token_id]
+
+    @cached_property
+    def _pieces_fit(self) -> bool:
+        """Whether the tokenizer makes "title\ntext" into [CLS] title's pieces, text's pieces
+        [SEP] (BERT's template), checked once on a sample; if not, every text is tokenized."""
+        if self._plain_tokenizer is None:
+            return False
+        title, text = "Ukraine: talks in São Paulo", "The 2+2 statement (U.S.-India) said 3.5% more, Zürich's CEO added."
+        tokenizer = self.model.tokenizer
+        made = tokenizer(f"{title}\n{text}", truncation=True, max_length=self.max_tokens)["input_ids"]
+        return made == self._input_ids(Chunk("", "", 0, text, 0, len(text), Article("", title, text),
+                                             tuple(self.wordpieces(text).ids)), {})
 
     def embed_query(self, text: str) -> list[float]:
         """Cached: retrieval and then the answerer both need the question's vector."""

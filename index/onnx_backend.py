@@ -73,13 +73,20 @@ class OnnxEncoder:
         self.session = _session(_exported(model, cache_dir, quantize))
         self.inputs = {i.name for i in self.session.get_inputs()}
 
-    def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int = 32, known: list[list[int] | None] | None = None) -> np.ndarray:
+        """`known`, where given, holds each text's input ids (special tokens included) or None:
+        only the texts without are tokenized."""
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         out: list[np.ndarray] = [None] * len(texts)  # type: ignore[list-item]
         for start in range(0, len(texts), TOKENIZED_AT_ONCE):
-            tokens = self.tokenizer(texts[start : start + TOKENIZED_AT_ONCE], truncation=True,
-                                    max_length=self.max_tokens)["input_ids"]
+            window = texts[start : start + TOKENIZED_AT_ONCE]
+            tokens = list(known[start : start + len(window)]) if known else [None] * len(window)
+            missing = [i for i, ids in enumerate(tokens) if ids is None]
+            if missing:
+                made = self.tokenizer([window[i] for i in missing], truncation=True, max_length=self.max_tokens)["input_ids"]
+                for i, ids in zip(missing, made):
+                    tokens[i] = ids
             for batch in _same_length(tokens, min(batch_size, ROWS_PER_RUN)):
                 vectors = self._encode_batch(np.array([tokens[i] for i in batch], dtype=np.int64))
                 for i, vector in zip(batch, vectors):

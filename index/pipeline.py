@@ -237,7 +237,7 @@ class Indexer:
             chunked = [(article, self.chunker.split(article)) for article in articles]
         chunks = [chunk for _, pieces in chunked for chunk in pieces]
         with report.timing("embed"):
-            vectors = self.embedder.embed_documents([chunk.embedding_text() for chunk in chunks]) if chunks else []
+            vectors = self.embedder.embed_chunks(chunks) if chunks else []
         new_ids = [chunk.id for chunk in chunks]
         with report.timing("ledger"):
             self.ledger.mark_pending(new_ids)  # written before the store, so a crash can be swept

@@ -97,7 +97,7 @@ class IndexRepairer:
 
     def _add(self, chunks: list) -> int:
         if chunks:
-            self.store.add(chunks, self.embedder.embed_documents([chunk.embedding_text() for chunk in chunks]))
+            self.store.add(chunks, self.embedder.embed_chunks(chunks))
         return len(chunks)
 
     def _rebuild_ledger(self, report: RepairReport, readable_store: bool) -> None:

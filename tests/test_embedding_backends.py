@@ -109,6 +109,43 @@ def test_texts_of_every_length_get_the_vectors_they_get_alone(embedder, onnx_fp3
     assert (int8_together * int8_alone).sum(1).min() > 0.99 and (int8_together * together).sum(1).min() > 0.98
 
 
+def test_chunks_reuse_the_articles_wordpieces_and_get_the_vectors_of_their_texts(embedder, onnx_fp32, monkeypatch):
+    import dataclasses
+
+    from index.chunking import Chunker
+    from index.documents import Article
+    from index.loading import Loader
+    from tests.test_chunking import ODD, long_article
+
+    [seed] = list(Loader().load([SEEDS]))
+    odd = Article("odd", "Zürich’s “odd” title — 北京, 3.14%", "\n\n".join(ODD * (i + 1) for i in range(6)))
+    chunks = [chunk for size in (200, 300) for article in (seed, long_article(), odd)  # 300: cut at the window
+              for chunk in Chunker(embedder.count_tokens, size, 40, embedder.wordpieces).split(article)]
+    tokenizer = embedder.model.tokenizer
+    made = [tokenizer(c.embedding_text(), truncation=True, max_length=embedder.max_tokens)["input_ids"] for c in chunks]
+    assert onnx_fp32._pieces_fit and any(len(ids) == embedder.max_tokens for ids in made)
+    reused = [onnx_fp32._input_ids(chunk, {}) for chunk in chunks]
+    assert sum(ids is not None for ids in reused) > 0.9 * len(chunks)
+    assert all(ids == expected for ids, expected in zip(reused, made) if ids is not None)
+
+    tokenized = []
+
+    def counting(texts, **options):
+        tokenized.extend(texts)
+        return tokenizer(texts, **options)
+
+    monkeypatch.setattr(onnx_fp32._onnx, "tokenizer", counting)
+    texts = [chunk.embedding_text() for chunk in chunks]
+    expected = np.array(onnx_fp32.embed_documents(texts))
+    tokenized.clear()
+    assert np.allclose(onnx_fp32.embed_chunks(chunks), expected, atol=1e-5)
+    assert tokenized == [text for text, ids in zip(texts, reused) if ids is None]  # only chunks without pieces
+    rebuilt = [dataclasses.replace(c, pieces=None) if i % 2 else c for i, c in enumerate(chunks)]  # as from the ledger
+    tokenized.clear()
+    assert np.allclose(onnx_fp32.embed_chunks(rebuilt), expected, atol=1e-5)
+    assert len(tokenized) >= len(chunks) // 2
+
+
 def test_int8_layer_norms_and_gelu_run_unfused_as_the_recipe_says(onnx_int8, int8_file, tmp_path):
     import onnx
 
