@@ -137,6 +137,10 @@ def _run(run: dict) -> str:
     return f"run of {run['date'][:10]}, `{(run['git_commit'] or 'unknown')[:7]}`"
 
 
+def _flags(m: dict) -> str:
+    return f" [{' '.join(m['cpu_flags'])}]" if m.get("cpu_flags") else ""  # runs before the field have none
+
+
 def render(results: dict) -> str:
     m = results["machine"]
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v)
@@ -144,7 +148,7 @@ def render(results: dict) -> str:
         f"Run of {m['date']} at commit `{(m['git_commit'] or 'unknown')[:12]}`"
         f"{' (with uncommitted changes)' if m['git_dirty'] else ''}: `bench/run.py {_options(results['options'])}`.",
         "",
-        f"Machine: {m['cpu']}, {m['cores_usable']} of {m['cores']} cores usable, {m['memory_gb']} GB; {m['os']}; "
+        f"Machine: {m['cpu']}{_flags(m)}, {m['cores_usable']} of {m['cores']} cores usable, {m['memory_gb']} GB; {m['os']}; "
         f"Python {m['python']}; {versions}. Load average at start {m['load_average'][0]:.2f}, "
         f"at the end {m.get('load_average_end', [0])[0]:.2f} (figures taken on a busy machine are slower and noisier).",
         "",

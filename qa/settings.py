@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     )
     embed_backend: Literal["auto", "torch", "onnx", "onnx-int8"] = Field(
         "auto",
-        description="How the embedding model runs: onnx-int8 (onnxruntime int8, 2.6x faster ingest, vectors within 1 % of "
+        description="How the embedding model runs: onnx-int8 (onnxruntime int8, 3-4x faster ingest, vectors within 1 % of "
         "fp32), torch (fp32) or onnx (fp32, onnxruntime); auto: int8 for a new index, what an existing one was built with.",
     )
     models_dir: Path | None = Field(

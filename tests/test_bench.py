@@ -58,7 +58,7 @@ SERVER = ("startup_seconds", "single_p50_ms", "concurrent_p50_ms", "concurrent_p
 def test_bench_on_the_seed_corpus(tmp_path):
     results = bench(tmp_path, "--backends", "torch", "--skip", "imports", "llamaindex", "coldstart", "server")
     assert results["schema"] == 1
-    assert {"cpu", "cores", "memory_gb", "python", "versions", "git_commit", "load_average"} <= set(results["machine"])
+    assert {"cpu", "cpu_flags", "cores", "memory_gb", "python", "versions", "git_commit", "load_average"} <= set(results["machine"])
     assert results["machine"]["versions"]["torch"]
     seed = results["sizes"]["seed"]
     assert seed["corpus"]["articles"] == 1 and seed["corpus"]["questions"] == 3
