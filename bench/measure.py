@@ -4,6 +4,7 @@ peak memory, the environment the measured commands run in, and the machine's des
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 import os
 import platform
@@ -95,8 +96,8 @@ SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx
 
 def machine() -> dict:
     """CPU, cores, memory, library versions and the git commit: what a figure was measured on."""
-    info = dict(line.split(":", 1) for line in _lines("/proc/cpuinfo")[:40] if ":" in line)
-    info = {key.strip(): value.strip() for key, value in info.items()}
+    first = itertools.takewhile(str.strip, _lines("/proc/cpuinfo"))  # the first processor's block
+    info = {key.strip(): value.strip() for key, value in (line.split(":", 1) for line in first if ":" in line)}
     cpu = info.get("model name") or platform.processor() or "unknown"
     if "cpu family" in info:  # VMs here all say "AMD EPYC": the generation is in the family
         cpu += f" (family {info['cpu family']}, model {info.get('model', '?')})"

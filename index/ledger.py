@@ -209,10 +209,6 @@ class Ledger:
                 for chunk_id, (start, end) in zip(json.loads(row["chunk_ids"]), json.loads(row["spans"])):
                     yield chunk_id, f"{row['title']}\n{row['text'][start:end]}", meta
 
-    def record(self, article: Article, chunks: list, duplicate_of: str | None = None, minhash: bytes | None = None) -> list[str]:
-        """One article's switch (see `record_many`); returns its old chunk ids."""
-        return self.record_many([(article, chunks, duplicate_of, minhash)])[0]
-
     def record_many(self, entries: list[tuple[Article, list, str | None, bytes | None]]) -> list[list[str]]:
         """One transaction for all (article, chunks, duplicate_of, minhash): from its commit on,
         each article's new chunks are its live ones and its old ones are pending (to be deleted

@@ -80,7 +80,7 @@ def test_only_one_version_counts_at_every_step_of_a_replacement(make_service, em
     service.ledger.mark_pending([c.id for c in chunks])
     service.store.add(chunks, vectors)  # crash here: the new chunks exist but do not count yet
     assert visible() == {old.text}
-    service.ledger.record(new, chunks)  # the switch
+    service.ledger.record_many([(new, chunks, None, None)])  # the switch
     assert visible() == {new.text}  # the old chunks are still stored but no longer count
     assert not consistent(service)
     assert indexer.sweep() >= 1  # what the next writer does first
