@@ -125,13 +125,11 @@ class Embedder:
         """Normalised vectors as a numpy matrix, from the configured backend (short texts from
         the onnxruntime fp32 copy when speed_up_short_texts has made one)."""
         if short and self._short is not None:
-            prefix = self.model.prompts.get(prompt, "") if prompt else ""
-            return self._short.encode([prefix + t for t in texts], self.batch_size)
+            return self._short.encode([self._prefix(prompt) + t for t in texts], self.batch_size)
         if self.backend == "torch":
             return self.model.encode(texts, prompt_name=prompt, batch_size=self.batch_size,
                                      normalize_embeddings=True, convert_to_numpy=True)
-        prefix = self.model.prompts.get(prompt, "") if prompt else ""
-        return self._onnx.encode([prefix + t for t in texts], self.batch_size)
+        return self._onnx.encode([self._prefix(prompt) + t for t in texts], self.batch_size)
 
     def load(self) -> None:
         """Load the model now, and for an onnx backend its encoder (exported the first time)."""
@@ -206,7 +204,7 @@ class Embedder:
         the article (`Chunk.pieces`) instead of tokenizing every text again (~0.25 ms a chunk,
         ~12 s of an int8 ingest of the RealTime QA corpus)."""
         texts = [chunk.embedding_text() for chunk in chunks]
-        if self.backend == "torch" or (self.model.prompts or {}).get("document") or not self._pieces_fit:
+        if self.backend == "torch" or self._prefix(self._prompt("document")) or not self._pieces_fit:
             return self.embed_documents(texts)
         titles: dict[str, list[int]] = {}
         return self._onnx.encode(texts, self.batch_size, [self._input_ids(c, titles) for c in chunks]).tolist()
@@ -256,3 +254,7 @@ class Embedder:
     def _prompt(self, kind: str) -> str | None:
         """sentence-transformers' encode_query / encode_document: the model's prompt of that name, if any."""
         return kind if kind in (self.model.prompts or {}) else None
+
+    def _prefix(self, prompt: str | None) -> str:
+        """The text a prompt puts before each input ("" for none; the bundled model's are empty)."""
+        return self.model.prompts.get(prompt, "") if prompt else ""

@@ -146,6 +146,18 @@ def test_chunks_reuse_the_articles_wordpieces_and_get_the_vectors_of_their_texts
     assert tokenized == [text for i, (text, ids) in enumerate(zip(texts, reused)) if i % 2 or ids is None]
 
 
+def test_a_document_prompt_reaches_chunks_without_the_tokenizer_shortcut(embedder, onnx_fp32, monkeypatch):
+    from index.chunking import Chunker
+    from tests.test_chunking import long_article
+
+    chunks = Chunker(embedder.count_tokens, 120, 20, embedder.wordpieces).split(long_article())[:4]
+    plain = np.array(onnx_fp32.embed_chunks(chunks))
+    monkeypatch.setitem(embedder.model.prompts, "document", "passage: ")  # as e5-style models have
+    prompted = np.array(onnx_fp32.embed_chunks(chunks))
+    assert np.allclose(prompted, onnx_fp32.embed_documents([c.embedding_text() for c in chunks]), atol=1e-5)
+    assert (prompted * plain).sum(1).max() < 0.999  # the prompt was put before each text
+
+
 def test_int8_layer_norms_and_gelu_run_unfused_as_the_recipe_says(onnx_int8, int8_file, tmp_path):
     import onnx
 
