@@ -109,6 +109,38 @@ def test_texts_of_every_length_get_the_vectors_they_get_alone(embedder, onnx_fp3
     assert (int8_together * int8_alone).sum(1).min() > 0.99 and (int8_together * together).sum(1).min() > 0.98
 
 
+def test_batches_run_side_by_side_on_one_core_each_and_a_lone_one_on_the_callers_thread(onnx_int8, monkeypatch):
+    import threading
+
+    from index import onnx_backend
+
+    if onnx_backend.CORES < 2:
+        pytest.skip("needs 2 cores: batches run side by side on them")
+    encoder = onnx_int8._onnx
+    options = encoder.session.get_session_options()
+    assert options.intra_op_num_threads == 1 and options.inter_op_num_threads == 1
+    texts = SENTENCES + ["Tokyo.", SENTENCES[0] * 3]
+    lengths = {len(ids) for ids in encoder.tokenizer(texts, truncation=True, max_length=256)["input_ids"]}
+    assert len(lengths) >= 4  # a batch a token length
+    one_by_one = np.concatenate([encoder.encode([text]) for text in texts])
+    met, threads, run = threading.Barrier(2, timeout=20), [], encoder._encode_batch
+    meetings = iter([met.wait, met.wait])
+
+    def meeting(ids):  # the first two batches wait for each other: it fails unless they run at once
+        threads.append(threading.current_thread().name)
+        next(meetings, lambda: None)()
+        return run(ids)
+
+    monkeypatch.setattr(encoder, "_encode_batch", meeting)
+    together = encoder.encode(texts)
+    assert len(threads) == len(lengths) and all(name.startswith("onnx-run") for name in threads)
+    # int8 quantizes each MatMul's input per batch: texts batched with others move a little
+    assert (together * one_by_one).sum(1).min() > 0.99
+    threads.clear()
+    encoder.encode(["Kishi met Austin in Tokyo."] * 3)  # one length, one batch
+    assert threads == [threading.current_thread().name]
+
+
 def test_chunks_reuse_the_articles_wordpieces_and_get_the_vectors_of_their_texts(embedder, onnx_fp32, monkeypatch):
     import dataclasses
 
