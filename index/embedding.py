@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from functools import cached_property
 from pathlib import Path
@@ -54,6 +56,7 @@ class Embedder:
         self.cache_dir = cache_dir or Path("data") / "models"
         self._queries: OrderedDict[str, list[float]] = OrderedDict()
         self._short = None  # onnxruntime fp32 for questions and sentences, once speed_up_short_texts ran
+        self.chunk_seconds = 0.0  # the model's time on embed_chunks_later's chunks so far (ingest reports)
 
     @property
     def backend(self) -> str:
@@ -203,11 +206,44 @@ class Embedder:
         backend the model's input ids are put together from the wordpieces the chunker cut from
         the article (`Chunk.pieces`) instead of tokenizing every text again (~0.25 ms a chunk,
         ~12 s of an int8 ingest of the RealTime QA corpus)."""
-        texts = [chunk.embedding_text() for chunk in chunks]
+        known = self._known_ids(chunks)
+        if known is None:
+            return self.embed_documents([chunk.embedding_text() for chunk in chunks])
+        return self._onnx.encode([chunk.embedding_text() for chunk in chunks], self.batch_size, known).tolist()
+
+    def embed_chunks_later(self, chunks: list[Chunk]) -> Future:
+        """`embed_chunks` (for one ingest pool), its model runs going on in the background while
+        the caller works: the ingest writes the pool before and chunks the one after meanwhile
+        (onnxruntime leaves the GIL). The input ids are made now, on the caller's thread, which
+        owns the tokenizer. Torch embeds now: its threads wait for each other at every op, so
+        work beside them slowed the whole (1,600 chunks beside chunking: 1.6 s more than one
+        after the other, where int8 saved 1.2 s)."""
+        if self.backend == "torch":
+            done: Future = Future()
+            done.set_result(self._timed(lambda: self.embed_chunks(chunks)))
+            return done
+        texts = [self._prefix(self._prompt("document")) + chunk.embedding_text() for chunk in chunks]
+        tokens = self._onnx.tokenize(texts, self._known_ids(chunks))
+        return self._later.submit(self._timed, lambda: self._onnx.run(tokens, self.batch_size).tolist() if tokens else [])
+
+    def _timed(self, work: Callable[[], list]) -> list:
+        began = time.perf_counter()
+        try:
+            return work()
+        finally:
+            self.chunk_seconds += time.perf_counter() - began  # one pool at a time: no race
+
+    @cached_property
+    def _later(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")  # one pool at a time, in order
+
+    def _known_ids(self, chunks: list[Chunk]) -> list[list[int] | None] | None:
+        """Each chunk's input ids from its wordpieces (None where it has none); None for a
+        backend or model where they cannot be reused: torch, a document prompt, another template."""
         if self.backend == "torch" or self._prefix(self._prompt("document")) or not self._pieces_fit:
-            return self.embed_documents(texts)
+            return None
         titles: dict[str, list[int]] = {}
-        return self._onnx.encode(texts, self.batch_size, [self._input_ids(c, titles) for c in chunks]).tolist()
+        return [self._input_ids(chunk, titles) for chunk in chunks]
 
     def _input_ids(self, chunk: Chunk, titles: dict[str, list[int]]) -> list[int] | None:
         """[CLS] title's pieces, text's pieces [SEP], cut to the model's length as the tokenizer

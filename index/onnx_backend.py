@@ -86,19 +86,30 @@ class OnnxEncoder:
         only the texts without are tokenized."""
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
-        out: list[np.ndarray] = [None] * len(texts)  # type: ignore[list-item]
-        for start in range(0, len(texts), TOKENIZED_AT_ONCE):
-            window = texts[start : start + TOKENIZED_AT_ONCE]
-            tokens = list(known[start : start + len(window)]) if known else [None] * len(window)
-            missing = [i for i, ids in enumerate(tokens) if ids is None]
-            if missing:
-                made = self.tokenizer([window[i] for i in missing], truncation=True, max_length=self.max_tokens)["input_ids"]
-                for i, ids in zip(missing, made):
-                    tokens[i] = ids
-            batches = list(_same_length(tokens, min(batch_size, ROWS_PER_RUN)))
-            for batch, vectors in zip(batches, self._run_all([np.array([tokens[i] for i in b], dtype=np.int64) for b in batches])):
-                for i, vector in zip(batch, vectors):
-                    out[start + i] = vector
+        return np.concatenate([
+            self.run(self.tokenize(texts[start : start + TOKENIZED_AT_ONCE],
+                                   known[start : start + TOKENIZED_AT_ONCE] if known else None), batch_size)
+            for start in range(0, len(texts), TOKENIZED_AT_ONCE)
+        ])
+
+    def tokenize(self, texts: list[str], known: list[list[int] | None] | None = None) -> list[list[int]]:
+        """Each text's input ids: the `known` ones as given, the others (None) from the tokenizer.
+        On one thread at a time: a call may change the tokenizer's truncation settings."""
+        tokens = list(known) if known else [None] * len(texts)
+        missing = [i for i, ids in enumerate(tokens) if ids is None]
+        if missing:
+            made = self.tokenizer([texts[i] for i in missing], truncation=True, max_length=self.max_tokens)["input_ids"]
+            for i, ids in zip(missing, made):
+                tokens[i] = ids
+        return tokens
+
+    def run(self, tokens: list[list[int]], batch_size: int = 32) -> np.ndarray:
+        """The vectors of tokenized texts, in their order: the model's runs alone, from any thread."""
+        out: list[np.ndarray] = [None] * len(tokens)  # type: ignore[list-item]
+        batches = list(_same_length(tokens, min(batch_size, ROWS_PER_RUN)))
+        for batch, vectors in zip(batches, self._run_all([np.array([tokens[i] for i in b], dtype=np.int64) for b in batches])):
+            for i, vector in zip(batch, vectors):
+                out[i] = vector
         return np.stack(out)
 
     def _run_all(self, batches: list[np.ndarray]) -> Iterator[np.ndarray]:

@@ -12,6 +12,7 @@ import errno
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,8 +36,10 @@ FLUSH_BATCHES = 16
 CHARS_PER_CHUNK = 1000
 STATUSES = ("added", "updated", "unchanged", "failed", "deleted")
 # Where an ingest's time goes (IngestReport.stages): loading the model (and exporting it, the first
-# time), reading and parsing files, splitting, the encoder, Chroma's writes, the ledger (with the
-# near-duplicate signatures) and the keyword index. The encoder is the floor; docs/benchmarks.md.
+# time), reading and parsing files, splitting, waiting for the encoder, Chroma's writes, the ledger
+# (with the near-duplicate signatures) and the keyword index. They add up to the ingest's time; on
+# an onnx backend the encoder runs beside the other stages, so "embed" is only what they did not
+# hide, and the encoder's own time is IngestReport.encoder. The encoder is the floor; docs/benchmarks.md.
 STAGES = ("model", "read", "chunk", "embed", "store", "ledger", "keywords")
 
 
@@ -54,6 +57,7 @@ class FileResult:
 class IngestReport:
     results: list[FileResult] = field(default_factory=list)
     stages: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))  # seconds
+    encoder: float = 0.0  # seconds the model spent on the chunks, in the background or not
 
     @contextmanager
     def timing(self, stage: str):
@@ -75,6 +79,7 @@ class IngestReport:
             **{status: self.count(status) for status in STATUSES},
             "chunks": self.chunks,
             "stages": {stage: round(seconds, 3) for stage, seconds in self.stages.items()},
+            "encoder_seconds": round(self.encoder, 3),
             "results": [asdict(r) for r in self.results],
         }
 
@@ -147,6 +152,8 @@ class Indexer:
             with report.timing("ledger"):
                 duplicates = NearDuplicates(self.ledger.minhashes(), {d["id"]: d["duplicate_of"] for d in self.ledger.list()})
             pending: list[Article] = []
+            encoded = self.embedder.chunk_seconds
+            in_flight: Pool | None = None  # a pool being embedded, written when the next one starts
             seen: dict[str, set[str]] = {}  # root → ids found there
             for item in _timed(self.loader.load(paths), report, "read"):
                 if isinstance(item, IngestError):
@@ -163,11 +170,11 @@ class Indexer:
                     continue
                 pending.append(item)
                 if sum(len(a.text) for a in pending) >= FLUSH_BATCHES * self.embedder.batch_size * CHARS_PER_CHUNK:
-                    for result in self._flush(pending, duplicates, report):
-                        finish(result)
+                    in_flight = self._flush(pending, in_flight, duplicates, report, finish)
                     pending = []
-            for result in self._flush(pending, duplicates, report):
-                finish(result)
+            in_flight = self._flush(pending, in_flight, duplicates, report, finish)
+            self._flush([], in_flight, duplicates, report, finish)
+            report.encoder = self.embedder.chunk_seconds - encoded
             if prune:
                 for root, ids in seen.items():
                     for doc_id in sorted(self.ledger.ids_under(root) - ids):
@@ -220,24 +227,42 @@ class Indexer:
         self.ledger.clear_pending(pending)
         return len(stale)
 
-    def _flush(self, articles: list[Article], duplicates: NearDuplicates, report: IngestReport) -> list[FileResult]:
-        if not articles:
-            return []
-        if self.min_free_mb:
-            ensure_free(self.ledger.path.parent, self.min_free_mb)
+    def _flush(self, articles: list[Article], in_flight: Pool | None, duplicates: NearDuplicates,
+               report: IngestReport, finish: Callable[[FileResult], None]) -> Pool | None:
+        """Start embedding `articles`, then write the pool started before them: the model works
+        on one pool while the one before is written and the one after read and chunked.
+        Returns the pool now in flight."""
+        started = None
         try:
-            return self._write(articles, duplicates, report)
+            if articles:
+                if self.min_free_mb:
+                    ensure_free(self.ledger.path.parent, self.min_free_mb)
+                started = self._start(articles, report)
+            if in_flight is not None:
+                for result in self._write(in_flight, duplicates, report):
+                    finish(result)
+        except BaseException:
+            if started is not None:
+                started.vectors.cancel()  # not written: its vectors are not needed (a running one ends alone)
+            raise
         finally:
-            _return_freed_memory()
+            if in_flight is not None:
+                _return_freed_memory()
+        return started
 
-    def _write(self, articles: list[Article], duplicates: NearDuplicates, report: IngestReport) -> list[FileResult]:
+    def _start(self, articles: list[Article], report: IngestReport) -> Pool:
         with report.timing("model"):  # once per process: the model, and the ONNX export the first time
             self.embedder.load()
         with report.timing("chunk"):
             chunked = [(article, self.chunker.split(article)) for article in articles]
-        chunks = [chunk for _, pieces in chunked for chunk in pieces]
         with report.timing("embed"):
-            vectors = self.embedder.embed_chunks(chunks) if chunks else []
+            vectors = self.embedder.embed_chunks_later([chunk for _, pieces in chunked for chunk in pieces])
+        return Pool(chunked, vectors)
+
+    def _write(self, pool: Pool, duplicates: NearDuplicates, report: IngestReport) -> list[FileResult]:
+        chunks = [chunk for _, pieces in pool.chunked for chunk in pieces]
+        with report.timing("embed"):  # what is left of the pool's embedding, if anything
+            vectors = pool.vectors.result()
         new_ids = [chunk.id for chunk in chunks]
         with report.timing("ledger"):
             self.ledger.mark_pending(new_ids)  # written before the store, so a crash can be swept
@@ -247,7 +272,7 @@ class Indexer:
             self.store.add(chunks, vectors)
         results, stale = [], []
         with report.timing("ledger"):
-            entries = [(article, pieces, *duplicates.add(article.id, article.text)) for article, pieces in chunked]
+            entries = [(article, pieces, *duplicates.add(article.id, article.text)) for article, pieces in pool.chunked]
             olds = self.ledger.record_many(entries)  # the switch, for the whole pool in one commit
         for (article, pieces, duplicate_of, _), old_ids in zip(entries, olds):
             current = {chunk.id for chunk in pieces}
@@ -260,6 +285,13 @@ class Indexer:
         with report.timing("ledger"):
             self.ledger.clear_pending(new_ids + stale)
         return results
+
+
+@dataclass
+class Pool:
+    """Articles chunked, their chunks' vectors on the way (index.embedding's `embed_chunks_later`)."""
+    chunked: list[tuple[Article, list]]
+    vectors: Future
 
 
 @contextmanager

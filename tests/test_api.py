@@ -101,7 +101,7 @@ def test_errors_are_json_with_the_message_never_a_traceback(api):
 
 def test_upload_ingest_read_and_delete(api):
     report = api.post("/api/ingest", files=[("files", ("lighthouse.txt", LIGHTHOUSE.encode(), "text/plain"))]).json()
-    assert report["added"] == 1 and report["results"][0]["source"] == "lighthouse.txt"
+    assert report["added"] == 1 and report["results"][0]["source"] == "lighthouse.txt" and report["encoder_seconds"] > 0
     assert "lighthouse.txt" in [d["id"] for d in api.get("/api/documents").json()]
     article = api.get("/api/documents/lighthouse.txt").json()
     assert article["title"] == "Harbor town restores lighthouse" and "Port Ellery" in article["text"]

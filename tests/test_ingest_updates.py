@@ -70,7 +70,8 @@ def test_only_one_version_counts_at_every_step_of_a_replacement(make_service, em
     old = Article("doc", "Port", "The port is open and ships are sailing today.", root="r")
     new = Article("doc", "Port", "The port is closed because of the storm.", root="r")
     indexer = service.indexer
-    indexer._flush([old], _no_duplicates(), IngestReport())
+    report = IngestReport()
+    indexer._write(indexer._start([old], report), _no_duplicates(), report)
     chunks = indexer.chunker.split(new)
     vectors = embedder.embed_documents([c.embedding_text() for c in chunks])
 
@@ -133,3 +134,73 @@ def _no_duplicates():
     from index.dedup import NearDuplicates
 
     return NearDuplicates([], {})
+
+
+def _three_pools(tmp_path, monkeypatch):
+    """A feed of three articles, each its own ingest pool (the pool size cut to ~300 characters)."""
+    monkeypatch.setattr("index.pipeline.FLUSH_BATCHES", 1)
+    monkeypatch.setattr("index.pipeline.CHARS_PER_CHUNK", 10)  # x 32 texts a model batch
+    topics = ("harbour", "orchard", "railway")
+    rows = [{"id": topic, "title": f"The {topic} reopens",
+             "text": f"The {topic} reopened on Monday after repairs that took most of the winter. " * 6}
+            for topic in topics]
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    return feed, list(topics)
+
+
+def test_the_model_embeds_a_pool_while_the_one_before_is_written(tmp_path, int8_embedder, monkeypatch):
+    import threading
+
+    from qa.service import QAService
+    from qa.settings import Settings
+
+    feed, ids = _three_pools(tmp_path, monkeypatch)
+    service = QAService(Settings(data_dir=tmp_path / "data"), embedder=int8_embedder)
+    int8_embedder.load()
+    encoder, store = int8_embedder._onnx, service.store
+    run, add, runs, second = encoder.run, store.add, [], threading.Event()
+
+    def running(tokens, batch_size=32):
+        runs.append(threading.current_thread().name)
+        if len(runs) == 2:
+            second.set()
+        return run(tokens, batch_size)
+
+    def adding(chunks, vectors):  # a sequential ingest embeds the second pool only after this returns
+        assert second.wait(20), "the first pool was written before the second was being embedded"
+        add(chunks, vectors)
+
+    monkeypatch.setattr(encoder, "run", running)
+    monkeypatch.setattr(store, "add", adding)
+    report = service.ingest([feed])
+    assert report.count("added") == 3 and len(runs) == 3 and all(name.startswith("embed") for name in runs)
+    assert 0 < report.stages["embed"] and 0 < report.encoder and consistent(service)
+    assert [r.doc_id for r in report.results] == ids  # written, and reported, in the feed's order
+
+
+def test_an_encoder_failure_in_the_background_stops_the_ingest_with_the_pools_before_it_stored(
+        tmp_path, int8_embedder, monkeypatch):
+    from qa.service import QAService
+    from qa.settings import Settings
+
+    feed, ids = _three_pools(tmp_path, monkeypatch)
+    service = QAService(Settings(data_dir=tmp_path / "data"), embedder=int8_embedder)
+    int8_embedder.load()
+    encoder = int8_embedder._onnx
+    run, runs = encoder.run, []
+
+    def failing(tokens, batch_size=32):
+        runs.append(len(tokens))
+        if len(runs) == 2:
+            raise RuntimeError("the encoder failed")
+        return run(tokens, batch_size)
+
+    monkeypatch.setattr(encoder, "run", failing)
+    with pytest.raises(RuntimeError, match="the encoder failed"):
+        service.ingest([feed])
+    assert {d["id"] for d in service.documents()} == {ids[0]} and consistent(service)
+    assert not service.ledger.pending()  # the failed pool never reached the store
+    monkeypatch.setattr(encoder, "run", run)
+    again = service.ingest([feed])
+    assert (again.count("unchanged"), again.count("added")) == (1, 2) and consistent(service)

@@ -117,7 +117,11 @@ class IngestResponse(BaseModel):
     failed: int
     deleted: int
     chunks: int
-    stages: dict[str, float] = Field(description="Seconds by stage: model, read, chunk, embed, store, ledger, keywords")
+    stages: dict[str, float] = Field(description="Seconds by stage: model, read, chunk, embed, store, ledger, keywords; "
+                                                 "they add up to the ingest's time, and on onnx backends `embed` is only "
+                                                 "the wait for the encoder that the other stages did not hide")
+    encoder_seconds: float = Field(description="The embedding model's own time on the chunks (on onnx backends it runs "
+                                               "beside the other stages)")
     results: list[FileResult]
 
 
