@@ -42,6 +42,7 @@ import logging
 import os
 import threading
 import warnings
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
@@ -59,11 +60,13 @@ ROWS_PER_RUN = 8
 # chunks of the RealTime QA corpus at once held 2.7 GB of token lists (bench/encode.py).
 TOKENIZED_AT_ONCE = 2048
 # Batches run side by side, each on one core (the session's own thread count is 1), instead of
-# each batch on all cores: onnxruntime's threads split every op and wait for each other at its
-# end, whole batches on their own cores never wait. 1,600 RealTime QA chunks, int8, 2 cores: 8.7 s
-# against 9.4 s. And `qa serve`'s concurrent questions no longer fight over the same spinning
-# threads: 8 clients got 50 answers/s against 38 (bench/server.py, 300 articles).
+# each batch on all cores, where onnxruntime's threads split every op and wait (spinning) for
+# each other at its end. Raw encode is about the same (1,000 RealTime QA articles, int8, 2 cores:
+# 76 against 80 s, one run each), but work beside it, the ingest's own, no longer stalls it
+# (index/pipeline.py), and `qa serve`'s concurrent questions no longer fight over the same spinning
+# threads: 8 clients got 41 answers/s against 29 (bench/server.py, 300 articles).
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+QUEUED = 2 * CORES  # a caller's batches waiting or running at a time: the cores stay fed
 RECIPE = "v5"  # bump when the export or quantization below changes: old files are not reused
 VECTORS = "v2"  # what an int8 index records: bump when the weights' quantization changes (module docstring)
 UNFUSED = ["SkipLayerNormFusion"]  # onnxruntime would fuse the layer norms again at load (module docstring)
@@ -112,11 +115,18 @@ class OnnxEncoder:
                 out[i] = vector
         return np.stack(out)
 
-    def _run_all(self, batches: list[np.ndarray]) -> Iterator[np.ndarray]:
-        """Each batch's vectors, in order: a lone batch on the caller's thread, more on the cores."""
+    def _run_all(self, batches: list[np.ndarray]) -> list[np.ndarray]:
+        """Each batch's vectors, in order: a lone batch on the caller's thread, more on the cores,
+        at most QUEUED at a time, so that another caller's batches (a question's sentences while
+        an ingest embeds a pool of ~100 batches) wait behind a few of them, not behind them all."""
         if len(batches) == 1:
-            return iter([self._encode_batch(batches[0])])
-        return _runners().map(self._encode_batch, batches)
+            return [self._encode_batch(batches[0])]
+        runners, ahead, out = _runners(), deque(), []
+        for batch in batches:
+            ahead.append(runners.submit(self._encode_batch, batch))
+            if len(ahead) >= QUEUED:
+                out.append(ahead.popleft().result())
+        return out + [future.result() for future in ahead]
 
     def _encode_batch(self, ids: np.ndarray) -> np.ndarray:
         feed = {"input_ids": ids}

@@ -141,6 +141,35 @@ def test_batches_run_side_by_side_on_one_core_each_and_a_lone_one_on_the_callers
     assert threads == [threading.current_thread().name]
 
 
+def test_a_question_waits_behind_a_few_batches_of_an_ingest_not_behind_all(onnx_int8, monkeypatch):
+    import threading
+    import time
+
+    from index import onnx_backend
+
+    encoder = onnx_int8._onnx
+    ids = encoder.tokenize(["Kishi met Austin in Tokyo."])[0]
+    pool = [ids] * 8 * 40  # 40 batches of one length: an ingest pool
+    question = [ids[:5], ids[:6]]  # two token lengths: two batches, sent to the runners too
+    done, run = [], encoder._encode_batch
+
+    def slow(batch):  # each batch takes 20 ms, and says whose it was
+        time.sleep(0.02)
+        done.append("question" if batch.shape[1] < len(ids) else "pool")
+        return run(batch)
+
+    monkeypatch.setattr(encoder, "_encode_batch", slow)
+    ingest = threading.Thread(target=encoder.run, args=(pool,))
+    ingest.start()
+    while not done:
+        time.sleep(0.005)
+    encoder.run(question)
+    asked_after = done.index("question")
+    ingest.join()
+    assert done.count("pool") == 40 and done.count("question") == 2
+    assert asked_after <= 2 * onnx_backend.QUEUED + 2  # submitted all at once, the pool's 40 would all go first
+
+
 def test_chunks_reuse_the_articles_wordpieces_and_get_the_vectors_of_their_texts(embedder, onnx_fp32, monkeypatch):
     import dataclasses
 
