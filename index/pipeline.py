@@ -126,7 +126,7 @@ class Indexer:
         self.chunk_overlap = chunk_overlap
         self.loader = loader or Loader()
         self.keywords = KeywordIndex(ledger.path.parent)
-        self.min_free_mb = min_free_mb  # a batch is not started with less free than this
+        self.min_free_mb = min_free_mb  # a pool is not written with less free than this
 
     @property
     def chunker(self) -> Chunker:
@@ -235,10 +235,10 @@ class Indexer:
         started = None
         try:
             if articles:
-                if self.min_free_mb:
-                    ensure_free(self.ledger.path.parent, self.min_free_mb)
                 started = self._start(articles, report)
             if in_flight is not None:
+                if self.min_free_mb:  # checked before each pool's writes, which lag its start by a pool
+                    ensure_free(self.ledger.path.parent, self.min_free_mb)
                 for result in self._write(in_flight, duplicates, report):
                     finish(result)
         except BaseException:
