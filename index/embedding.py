@@ -202,29 +202,28 @@ class Embedder:
         return self._encode(texts, self._prompt("document")).tolist()
 
     def embed_chunks(self, chunks: list[Chunk]) -> list[list[float]]:
-        """The vectors `embed_documents` gives for the chunks' embedding texts. On an onnx
-        backend the model's input ids are put together from the wordpieces the chunker cut from
-        the article (`Chunk.pieces`) instead of tokenizing every text again (~0.25 ms a chunk,
-        ~12 s of an int8 ingest of the RealTime QA corpus)."""
-        known = self._known_ids(chunks)
-        if known is None:
-            return self.embed_documents([chunk.embedding_text() for chunk in chunks])
-        return self._onnx.encode([chunk.embedding_text() for chunk in chunks], self.batch_size, known).tolist()
+        """The vectors `embed_documents` gives for the chunks' embedding texts (one ingest pool or
+        repair batch at a time: they are tokenized at once). On an onnx backend the model's input
+        ids are put together from the wordpieces the chunker cut from the article (`Chunk.pieces`)
+        instead of tokenizing every text again (~0.25 ms a chunk, ~12 s of an int8 ingest of the
+        RealTime QA corpus)."""
+        return self.embed_chunks_later(chunks).result()
 
     def embed_chunks_later(self, chunks: list[Chunk]) -> Future:
-        """`embed_chunks` (for one ingest pool), its model runs going on in the background while
-        the caller works: the ingest writes the pool before and chunks the one after meanwhile
-        (onnxruntime leaves the GIL). The input ids are made now, on the caller's thread, which
-        owns the tokenizer. Torch embeds now: its threads wait for each other at every op, so
-        work beside them slowed the whole (1,600 chunks beside chunking: 1.6 s more than one
-        after the other, where int8 saved 1.2 s)."""
+        """`embed_chunks`, its model runs going on in the background while the caller works: the
+        ingest writes the pool before and chunks the one after meanwhile (onnxruntime leaves the
+        GIL). The input ids are made now, on the caller's thread, which owns the tokenizer. Torch
+        embeds now: its threads wait for each other at every op, so work beside them slowed the
+        whole (1,600 chunks beside chunking: 1.6 s more than one after the other, where int8
+        saved 1.2 s)."""
+        texts = [chunk.embedding_text() for chunk in chunks]
         if self.backend == "torch":
             done: Future = Future()
-            done.set_result(self._timed(lambda: self.embed_chunks(chunks)))
+            done.set_result(self._timed(lambda: self.embed_documents(texts)))
             return done
-        texts = [self._prefix(self._prompt("document")) + chunk.embedding_text() for chunk in chunks]
-        tokens = self._onnx.tokenize(texts, self._known_ids(chunks))
-        return self._later.submit(self._timed, lambda: self._onnx.run(tokens, self.batch_size).tolist() if tokens else [])
+        prefix = self._prefix(self._prompt("document"))
+        tokens = self._onnx.tokenize([prefix + text for text in texts], self._known_ids(chunks))
+        return self._later.submit(self._timed, lambda: self._onnx.run(tokens, self.batch_size).tolist())
 
     def _timed(self, work: Callable[[], list]) -> list:
         began = time.perf_counter()
@@ -238,9 +237,9 @@ class Embedder:
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")  # one pool at a time, in order
 
     def _known_ids(self, chunks: list[Chunk]) -> list[list[int] | None] | None:
-        """Each chunk's input ids from its wordpieces (None where it has none); None for a
-        backend or model where they cannot be reused: torch, a document prompt, another template."""
-        if self.backend == "torch" or self._prefix(self._prompt("document")) or not self._pieces_fit:
+        """On an onnx backend, each chunk's input ids from its wordpieces (None where it has none);
+        None for a model where they cannot be reused: a document prompt, another template."""
+        if self._prefix(self._prompt("document")) or not self._pieces_fit:
             return None
         titles: dict[str, list[int]] = {}
         return [self._input_ids(chunk, titles) for chunk in chunks]

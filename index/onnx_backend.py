@@ -88,7 +88,7 @@ class OnnxEncoder:
         """`known`, where given, holds each text's input ids (special tokens included) or None:
         only the texts without are tokenized."""
         if not texts:
-            return np.zeros((0, 0), dtype=np.float32)
+            return self.run([])
         return np.concatenate([
             self.run(self.tokenize(texts[start : start + TOKENIZED_AT_ONCE],
                                    known[start : start + TOKENIZED_AT_ONCE] if known else None), batch_size)
@@ -108,6 +108,8 @@ class OnnxEncoder:
 
     def run(self, tokens: list[list[int]], batch_size: int = 32) -> np.ndarray:
         """The vectors of tokenized texts, in their order: the model's runs alone, from any thread."""
+        if not tokens:
+            return np.zeros((0, 0), dtype=np.float32)
         out: list[np.ndarray] = [None] * len(tokens)  # type: ignore[list-item]
         batches = list(_same_length(tokens, min(batch_size, ROWS_PER_RUN)))
         for batch, vectors in zip(batches, self._run_all([np.array([tokens[i] for i in b], dtype=np.int64) for b in batches])):

@@ -255,12 +255,13 @@ class Indexer:
             self.embedder.load()
         with report.timing("chunk"):
             chunked = [(article, self.chunker.split(article)) for article in articles]
+        chunks = [chunk for _, pieces in chunked for chunk in pieces]
         with report.timing("embed"):
-            vectors = self.embedder.embed_chunks_later([chunk for _, pieces in chunked for chunk in pieces])
-        return Pool(chunked, vectors)
+            vectors = self.embedder.embed_chunks_later(chunks)
+        return Pool(chunked, chunks, vectors)
 
     def _write(self, pool: Pool, duplicates: NearDuplicates, report: IngestReport) -> list[FileResult]:
-        chunks = [chunk for _, pieces in pool.chunked for chunk in pieces]
+        chunks = pool.chunks
         with report.timing("embed"):  # what is left of the pool's embedding, if anything
             vectors = pool.vectors.result()
         new_ids = [chunk.id for chunk in chunks]
@@ -289,8 +290,10 @@ class Indexer:
 
 @dataclass
 class Pool:
-    """Articles chunked, their chunks' vectors on the way (index.embedding's `embed_chunks_later`)."""
+    """Articles chunked, all their chunks in order, and the chunks' vectors on the way
+    (index.embedding's `embed_chunks_later`)."""
     chunked: list[tuple[Article, list]]
+    chunks: list
     vectors: Future
 
 
