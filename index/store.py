@@ -1,4 +1,4 @@
-"""The Chroma vector store, used through llama-index's ChromaVectorStore.
+"""The Chroma vector store: llama-index nodes, in the layout its ChromaVectorStore reads.
 
 Embedded (a PersistentClient in the data dir) by default, or a Chroma server (`QA_CHROMA_URL`).
 The collection records which embedding model built it; opening it with another model is
@@ -9,12 +9,11 @@ folder (`qa index repair`), a full disk.
 
 from __future__ import annotations
 
-import math
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlparse
@@ -32,14 +31,6 @@ PAGE = 1000  # ids read from the collection a page at a time
 # Another process's writes are followed at most this often (seconds): each reopen reloads the
 # vector index, and during a long ingest elsewhere the ledger moves on with every article.
 REOPEN_EVERY = 1.0
-
-
-@dataclass(frozen=True)
-class StoredChunk:
-    id: str
-    text: str
-    metadata: dict
-    score: float  # cosine similarity to the query
 
 
 class ChromaStore:
@@ -216,17 +207,21 @@ class ChromaStore:
         self._reopened = time.monotonic()
 
     def add(self, chunks: list[Chunk], embeddings: list[list[float]]) -> None:
+        """Each chunk as llama-index's ChromaVectorStore stores a node, but with the text in the
+        node's JSON (`_node_content`) instead of Chroma's document: Chroma indexes every
+        document for full-text search (SQLite FTS5, trigrams), which cost more than the rest of
+        the write together (~2 ms a chunk here) and which nothing reads: keyword search is
+        index/keyword.py. llama-index reads such a node back whole (its text comes from the
+        JSON when the document is empty), and `records` reads both layouts."""
         if not chunks:
             return
-        nodes = [expected_node(chunk, vector) for chunk, vector in zip(chunks, embeddings)]
         with self._using("adding chunks"):
-            self._add(nodes, self._vector_store(len(embeddings[0])))
-
-    def _add(self, nodes: list, store) -> None:
-        """Inside add's `_using`: the store and the client it came from stay the same."""
-        batch = self._client.get_max_batch_size()  # the client's own limit, not llama-index's
-        for offset in range(0, len(nodes), batch):
-            store.add(nodes[offset : offset + batch])
+            collection = self._collection(len(embeddings[0]))
+            batch = self._client.get_max_batch_size()  # the client's own limit, not llama-index's
+            for offset in range(0, len(chunks), batch):
+                part = slice(offset, offset + batch)
+                collection.add(ids=[chunk.id for chunk in chunks[part]], embeddings=embeddings[part],
+                               metadatas=[stored_metadata(chunk) for chunk in chunks[part]])
 
     def delete(self, chunk_ids: list[str]) -> None:
         with self._using("deleting chunks"):
@@ -260,7 +255,8 @@ class ChromaStore:
                 page = collection.get(include=list(include), limit=PAGE, offset=offset)
             metadatas = page.get("metadatas") or [None] * len(page["ids"])
             documents = page.get("documents") or [None] * len(page["ids"])
-            yield from zip(page["ids"], metadatas, documents)
+            texts = [_text_of(m, d) for m, d in zip(metadatas, documents)] if "documents" in include else documents
+            yield from zip(page["ids"], metadatas, texts)
             if len(page["ids"]) < PAGE:
                 return
             offset += PAGE
@@ -298,24 +294,6 @@ class ChromaStore:
                                      include=["distances"])
         return [(chunk_id, 1.0 - distance) for chunk_id, distance in zip(found["ids"][0], found["distances"][0])]
 
-    def query(self, embedding: list[float], top_k: int, where: dict | None = None) -> list[StoredChunk]:
-        from llama_index.core.vector_stores.types import VectorStoreQuery
-
-        with self._using("searching"):
-            store = self._vector_store()
-            if store is None:
-                return []
-            result = store.query(VectorStoreQuery(query_embedding=embedding, similarity_top_k=top_k), where=where or {})
-        return [
-            StoredChunk(
-                id=node.node_id,
-                text=node.get_content(),
-                metadata=dict(node.metadata),
-                score=1.0 + math.log(max(similarity, 1e-12)),
-            )
-            for node, similarity in zip(result.nodes, result.similarities)
-        ]
-
 
 def expected_node(chunk: Chunk, vector: list[float] | None = None):
     """The node stored for a chunk. Its source relationship makes llama-index write the
@@ -331,6 +309,26 @@ def expected_node(chunk: Chunk, vector: list[float] | None = None):
         metadata=expected_metadata(chunk),
         relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=chunk.article.id)},
     )
+
+
+def stored_metadata(chunk: Chunk) -> dict:
+    """What Chroma holds as a chunk's metadata: llama-index's flat node dict (its `_node_content`
+    JSON with the text kept in it; None made "" as ChromaVectorStore does)."""
+    from llama_index.core.vector_stores.utils import node_to_metadata_dict
+
+    flat = node_to_metadata_dict(expected_node(chunk), remove_text=False, flat_metadata=True)
+    return {key: "" if value is None else value for key, value in flat.items()}
+
+
+def _text_of(metadata: dict | None, document: str | None) -> str | None:
+    """A stored chunk's text: Chroma's document (indexes built before the text moved into the
+    node JSON) or the node JSON's."""
+    if document is not None or not metadata or "_node_content" not in metadata:
+        return document
+    try:
+        return json.loads(metadata["_node_content"]).get("text")
+    except (ValueError, AttributeError):  # damaged JSON reads as no text: check and repair see that
+        return None
 
 
 def expected_metadata(chunk: Chunk) -> dict:

@@ -107,3 +107,52 @@ def test_a_running_reader_finds_what_another_process_ingests(make_service, tmp_p
     done = subprocess.run([QA_BIN, "ingest", str(folder)], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert dense.search("volcano eruption on the island")[0].doc_id == "volcano.txt"
+
+
+def test_chunks_are_llama_index_nodes_with_their_text_and_no_chroma_document(make_service, store_mode):
+    """The text lives in the node JSON, not in Chroma's document (which Chroma indexes for
+    full-text search at ~2 ms a chunk); llama-index's own ChromaVectorStore reads the nodes whole."""
+    from llama_index.core.vector_stores.types import VectorStoreQuery
+    from llama_index.vector_stores.chroma import ChromaVectorStore
+
+    service = make_service(**store_mode)
+    service.ingest([SEEDS])
+    collection = service.store._collection()
+    stored = collection.get(include=["documents", "metadatas"])
+    assert len(stored["ids"]) == service.store.count() > 1 and set(stored["documents"]) == {None}
+    texts = {p.chunk_id: p.text for p in service.search("Taiwan Strait", top_k=20)}
+    found = ChromaVectorStore(chroma_collection=collection).query(VectorStoreQuery(
+        query_embedding=service.embedder.embed_query("Taiwan Strait"), similarity_top_k=3))
+    assert len(found.nodes) == 3
+    for node in found.nodes:
+        assert node.get_content() == texts[node.node_id] and node.metadata["title"] and node.ref_doc_id
+    if not store_mode:  # Chroma's full-text index holds nothing
+        import sqlite3
+
+        with sqlite3.connect(service.settings.data_dir / "chroma" / "chroma.sqlite3") as db:
+            assert db.execute("SELECT count(*) FROM embedding_fulltext_search").fetchone()[0] == 0
+
+
+def test_an_index_with_texts_as_chroma_documents_still_checks_clean(make_service):
+    """Indexes written before the text moved into the node JSON hold it as Chroma's document,
+    as llama-index's ChromaVectorStore.add writes it: they read the same and need no rebuild."""
+    from llama_index.vector_stores.chroma import ChromaVectorStore
+
+    from index.ledger import chunks_of
+    from index.store import expected_node
+
+    service = make_service()
+    service.ingest([SEEDS])
+    collection = service.store._collection()
+    old = collection.get(include=["embeddings"])
+    texts = {chunk_id: text for chunk_id, _, text in service.store.records()}
+    chunks = {chunk.id: chunk for row in service.ledger.rows() for chunk in chunks_of(row)}
+    assert set(texts) == set(chunks) and all(texts[i] == chunks[i].text for i in texts)
+    collection.delete(ids=old["ids"])
+    ChromaVectorStore(chroma_collection=collection).add(
+        [expected_node(chunks[i], list(map(float, v))) for i, v in zip(old["ids"], old["embeddings"])])
+    again = collection.get(include=["documents", "metadatas"])
+    assert all(again["documents"]) and all('"text": ""' in m["_node_content"] for m in again["metadatas"])
+    assert {chunk_id: text for chunk_id, _, text in service.store.records()} == texts
+    assert service.check_index().ok
+    assert "peace and stability in the Taiwan Strait" in service.ask("What did the 2+2 statement say about Taiwan?").answer
