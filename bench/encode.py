@@ -52,7 +52,7 @@ def main() -> None:
     embedder = Embedder(settings.embed_model, RAW_BATCH_SIZE, args.backend, args.models)
 
     began = time.perf_counter()
-    model = embedder.model
+    model = embedder.model if args.backend == "torch" or args.prepare else None  # ONNX runs need no torch model
     torch_loaded = time.perf_counter()
     encoder = embedder._onnx if args.backend != "torch" else None  # exports and quantizes when DIR lacks the files
     loaded = time.perf_counter()

@@ -22,6 +22,7 @@ from functools import cached_property
 from pathlib import Path
 
 from index.documents import Article, Chunk
+from index.model_card import ModelCard, card_of_model, read_card
 from qa.errors import ConfigError, QAError
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,18 @@ class Embedder:
     def _onnx(self):
         from index.onnx_backend import OnnxEncoder
 
-        return OnnxEncoder(self.model, self.cache_dir, quantize=self.backend == "onnx-int8")
+        return OnnxEncoder(self.card, self.cache_dir, quantize=self.backend == "onnx-int8", model=lambda: self.model)
+
+    @cached_property
+    def card(self) -> ModelCard:
+        """The tokenizer, length, prompts and pooling: for an ONNX backend read from the model's
+        folder, which imports neither torch nor sentence-transformers (index/model_card.py)."""
+        if self.backend != "torch":
+            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+            card = read_card(resolve_model(self.model_name))
+            if card is not None:
+                return card
+        return card_of_model(self.model)
 
     @property
     def question_encoder(self) -> str:
@@ -118,7 +130,7 @@ class Embedder:
             from index.onnx_backend import OnnxEncoder
 
             try:
-                self._short = OnnxEncoder(self.model, self.cache_dir, quantize=False)
+                self._short = OnnxEncoder(self.card, self.cache_dir, quantize=False, model=lambda: self.model)
             except Exception as exc:  # an unusual model or a failed export: torch still answers
                 log.warning("questions stay on torch: %s", exc)
                 return False
@@ -135,9 +147,10 @@ class Embedder:
         return self._onnx.encode([self._prefix(prompt) + t for t in texts], self.batch_size)
 
     def load(self) -> None:
-        """Load the model now, and for an onnx backend its encoder (exported the first time)."""
-        self.model  # noqa: B018
-        if self.backend != "torch":
+        """Load the model now: torch's, or the ONNX encoder (the model itself only to export it)."""
+        if self.backend == "torch":
+            self.model  # noqa: B018
+        else:
             self._onnx  # noqa: B018
 
     @cached_property
@@ -162,17 +175,15 @@ class Embedder:
 
     @property
     def dimension(self) -> int:
-        model = self.model  # sentence-transformers 6 renamed the method; older ones have only the old name
-        method = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-        return int(method())
+        return self.card.dimension
 
     @property
     def max_tokens(self) -> int:
-        return int(self.model.max_seq_length)
+        return self.card.max_seq_length
 
     def count_tokens(self, text: str) -> list[str]:
         """The model's wordpieces; the chunker measures chunk size with this."""
-        return self.model.tokenizer.tokenize(text)
+        return self.card.tokenizer.tokenize(text)
 
     def wordpieces(self, text: str):
         """The wordpieces of a whole text with their character offsets and words (a `tokenizers`
@@ -186,7 +197,7 @@ class Embedder:
     def _plain_tokenizer(self):
         import copy
 
-        backend = getattr(self.model.tokenizer, "backend_tokenizer", None)
+        backend = getattr(self.card.tokenizer, "backend_tokenizer", None)
         # Counting a substring from the whole text's pieces is exact only where words are
         # tokenized without context: BERT's WordPiece. Byte-level BPE and SentencePiece mark a
         # word's leading space or a text's start, so other models tokenize each piece.
@@ -253,7 +264,7 @@ class Embedder:
         if title and title not in titles:
             titles[title] = self.wordpieces(title).ids
         body = [*titles.get(title, ()), *chunk.pieces][: self.max_tokens - 2]
-        return [self.model.tokenizer.cls_token_id, *body, self.model.tokenizer.sep_token_id]
+        return [self.card.tokenizer.cls_token_id, *body, self.card.tokenizer.sep_token_id]
 
     @cached_property
     def _pieces_fit(self) -> bool:
@@ -262,7 +273,7 @@ class Embedder:
         if self._plain_tokenizer is None:
             return False
         title, text = "Ukraine: talks in São Paulo", "The 2+2 statement (U.S.-India) said 3.5% more, Zürich's CEO added."
-        tokenizer = self.model.tokenizer
+        tokenizer = self.card.tokenizer
         made = tokenizer(f"{title}\n{text}", truncation=True, max_length=self.max_tokens)["input_ids"]
         return made == self._input_ids(Chunk("", "", 0, text, 0, len(text), Article("", title, text),
                                              tuple(self.wordpieces(text).ids)), {})
@@ -288,8 +299,8 @@ class Embedder:
 
     def _prompt(self, kind: str) -> str | None:
         """sentence-transformers' encode_query / encode_document: the model's prompt of that name, if any."""
-        return kind if kind in (self.model.prompts or {}) else None
+        return kind if kind in self.card.prompts else None
 
     def _prefix(self, prompt: str | None) -> str:
         """The text a prompt puts before each input ("" for none; the bundled model's are empty)."""
-        return self.model.prompts.get(prompt, "") if prompt else ""
+        return self.card.prompts.get(prompt, "") if prompt else ""

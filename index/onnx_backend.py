@@ -43,14 +43,15 @@ import os
 import threading
 import warnings
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from qa.errors import ConfigError
+from index.model_card import ModelCard
 
 # Rows per onnxruntime run, whatever the caller's batch: its arena keeps the largest activations
 # it has seen (batch x tokens^2 for attention), so 32 rows of 256 tokens held ~600 MB more than
@@ -77,11 +78,12 @@ MASK_INPUT = 4  # MultiHeadAttention's key_padding_mask (onnxruntime's contrib o
 class OnnxEncoder:
     """Transformer → Pooling (mean or CLS) → optional Normalize, as the sentence-transformers model does."""
 
-    def __init__(self, model, cache_dir: Path, quantize: bool):
-        self.tokenizer = model.tokenizer
-        self.max_tokens = int(model.max_seq_length)
-        self.pooling, self.normalize = _pipeline(model)
-        self.session = _session(_exported(model, cache_dir, quantize))
+    def __init__(self, card: ModelCard, cache_dir: Path, quantize: bool, model: Callable[[], Any]):
+        """`model` loads the sentence-transformers model: only to make the file, the first time."""
+        self.tokenizer = card.tokenizer
+        self.max_tokens = card.max_seq_length
+        self.pooling, self.normalize = card.pipeline()
+        self.session = _session(_exported(card, model, cache_dir, quantize))
         self.inputs = {i.name for i in self.session.get_inputs()}
 
     def encode(self, texts: list[str], batch_size: int = 32, known: list[list[int] | None] | None = None) -> np.ndarray:
@@ -176,23 +178,9 @@ def _session(path: Path, profile_prefix: str | None = None):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"], disabled_optimizers=UNFUSED)
 
 
-def _pipeline(model) -> tuple[str, bool]:
-    """The pooling mode and whether vectors are normalised; other pipelines are refused."""
-    modules = [type(m).__name__ for m in model]
-    if not modules or modules[0] != "Transformer" or len(modules) < 2 or modules[1] != "Pooling" or \
-            any(name != "Normalize" for name in modules[2:]):
-        raise ConfigError(f"the ONNX embedding backend handles Transformer + Pooling (+ Normalize) models, "
-                          f"not {' + '.join(modules)}; set QA_EMBED_BACKEND=torch")
-    mode = model[1].get_config_dict().get("pooling_mode")
-    if mode not in ("mean", "cls"):
-        raise ConfigError(f"the ONNX embedding backend handles mean or CLS pooling, not {mode!r}; "
-                          "set QA_EMBED_BACKEND=torch")
-    return mode, len(modules) > 2
-
-
-def _key(model) -> str:
+def _key(card: ModelCard) -> str:
     """The model's folder contents (names, sizes, times) and the recipe: a new model or recipe, new files."""
-    source = str(getattr(model[0].auto_model.config, "_name_or_path", ""))
+    source = card.source
     stats = []
     root = Path(source)
     if root.is_dir():
@@ -204,22 +192,22 @@ def _key(model) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _exported(model, cache_dir: Path, quantize: bool) -> Path:
+def _exported(card: ModelCard, model: Callable[[], Any], cache_dir: Path, quantize: bool) -> Path:
     """The model file for this model and recipe, made when missing. For int8 the fp32 export is
     only a step: it is removed once quantized (90 of a new data dir's 150 MB), and made again
     (~5 s) only if a torch index's server wants it for its questions."""
     cache_dir.mkdir(parents=True, exist_ok=True)
-    key = _key(model)
+    key = _key(card)
     fp32 = cache_dir / f"{key}-fp32.onnx"
     int8 = cache_dir / f"{key}-int8.onnx"
     if quantize and int8.exists():
         return int8
     if not fp32.exists():
-        _export(model, fp32)
+        _export(model(), fp32)
     if not quantize:
         return fp32
     try:
-        _quantize(model, fp32, int8)
+        _quantize(model(), fp32, int8)
     except Exception:
         if not int8.exists():  # else another process quantized it, and removed the fp32 file under this one
             raise

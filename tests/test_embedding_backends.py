@@ -213,7 +213,7 @@ def test_a_document_prompt_reaches_chunks_without_the_tokenizer_shortcut(embedde
 
     chunks = Chunker(embedder.count_tokens, 120, 20, embedder.wordpieces).split(long_article())[:4]
     plain = np.array(onnx_fp32.embed_chunks(chunks))
-    monkeypatch.setitem(embedder.model.prompts, "document", "passage: ")  # as e5-style models have
+    monkeypatch.setitem(onnx_fp32.card.prompts, "document", "passage: ")  # as e5-style models have
     prompted = np.array(onnx_fp32.embed_chunks(chunks))
     assert np.allclose(prompted, onnx_fp32.embed_documents([c.embedding_text() for c in chunks]), atol=1e-5)
     assert (prompted * plain).sum(1).max() < 0.999  # the prompt was put before each text
@@ -295,3 +295,33 @@ def test_auto_builds_new_indexes_in_int8_and_keeps_each_index_on_the_backend_it_
 def test_an_unknown_backend_is_a_config_error_naming_the_setting():
     with pytest.raises(ConfigError, match="QA_EMBED_BACKEND"):
         Embedder("all-MiniLM-L6-v2", backend="tensorrt")
+
+
+def test_an_onnx_backend_reads_the_model_from_its_folder_as_the_loaded_model_has_it(embedder, tmp_path):
+    """Tokenizer, length, pooling and dimension come from the model's files (no torch import);
+    they must be the loaded model's, ids included, at every length and on odd text."""
+    import shutil
+
+    from index.embedding import resolve_model
+    from index.model_card import card_of_model, read_card
+    from tests.test_chunking import ODD
+
+    folder = resolve_model(embedder.model_name)
+    card, loaded = read_card(folder), card_of_model(embedder.model)
+    assert type(card.tokenizer).__module__ == "index.model_card"  # not transformers': that imports torch
+    assert (card.source, card.max_seq_length, card.dimension, card.modules, card.pooling_mode, card.pipeline()) == \
+           (loaded.source, 256, 384, ("Transformer", "Pooling", "Normalize"), "mean", ("mean", True))
+    texts = SENTENCES + [ODD, "", "Zürich’s “odd” title — 北京, 3.14% 😀", "a\u00a0b\u200bc", SENTENCES[0] * 40]
+    theirs = embedder.model.tokenizer
+    assert [card.tokenizer.tokenize(t) for t in texts] == [theirs.tokenize(t) for t in texts]
+    for length in (8, 256):
+        assert card.tokenizer(texts, truncation=True, max_length=length)["input_ids"] == \
+               theirs(texts, truncation=True, max_length=length)["input_ids"]
+    assert len(card.tokenizer(texts[-1], truncation=True, max_length=256)["input_ids"]) == 256
+    assert (card.tokenizer.cls_token_id, card.tokenizer.sep_token_id) == (theirs.cls_token_id, theirs.sep_token_id)
+
+    other = tmp_path / "dense"  # a pipeline this does not read: the model is loaded, and names itself
+    shutil.copytree(folder, other, ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
+    modules = json.loads((other / "modules.json").read_text())
+    (other / "modules.json").write_text(json.dumps(modules[:2] + [{**modules[1], "type": "sentence_transformers.models.Dense"}]))
+    assert read_card(str(other)) is None and read_card(str(tmp_path / "nothing here")) is None

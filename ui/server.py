@@ -183,7 +183,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
 
     service = QAService(settings)
     service.check_readable()  # a damaged ledger or Chroma folder is named now, not at the first question
-    service.embedder.model  # load now, so the first question does not wait for it
+    service.embedder.load()  # now, so the first question does not wait for it
     # questions go faster through onnxruntime once it is loaded; until then torch answers them
     threading.Thread(target=service.embedder.speed_up_short_texts, name="short-texts", daemon=True).start()
     service.retriever  # built once, then shared by every backend's service (QAService.with_llm)
