@@ -22,7 +22,7 @@ from functools import cached_property
 from pathlib import Path
 
 from index.documents import Article, Chunk
-from index.model_card import ModelCard, card_of_model, read_card
+from index.model_card import ModelCard, agrees, card_of_model, read_card
 from qa.errors import ConfigError, QAError
 
 log = logging.getLogger(__name__)
@@ -97,12 +97,24 @@ class Embedder:
     def card(self) -> ModelCard:
         """The tokenizer, length, prompts and pooling: for an ONNX backend read from the model's
         folder, which imports neither torch nor sentence-transformers (index/model_card.py)."""
-        if self.backend != "torch":
-            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-            card = read_card(resolve_model(self.model_name))
-            if card is not None:
-                return card
-        return card_of_model(self.model)
+        if self.backend == "torch":
+            return card_of_model(self.model)
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        card = read_card(resolve_model(self.model_name))
+        if card is None:
+            return card_of_model(self.model)
+        from index.onnx_backend import key_of
+
+        checked = self.cache_dir / f"{key_of(card)}-tokenizer.ok"  # beside the model's ONNX files
+        if checked.exists():
+            return card
+        loaded = card_of_model(self.model)  # once per model: the folder's tokenizer must be the model's
+        if not agrees(card, loaded):
+            return loaded
+        with suppress(OSError):  # unrecorded, it is only checked again next time
+            checked.parent.mkdir(parents=True, exist_ok=True)
+            checked.touch()
+        return card
 
     @property
     def question_encoder(self) -> str:

@@ -83,6 +83,25 @@ def read_card(source: str) -> ModelCard | None:
         return None
 
 
+# Texts whose tokenization must agree with the loaded model's before a folder's card is used:
+# accents, CJK, emoji, odd spaces and punctuation, numbers, and one long enough to be cut.
+SAMPLES = ["Zürich’s “odd” title — 北京, 3.14% 😀 naïve café… U.S.A.\u00a0e-mail\u200b #tag @user http://x.co/a_b",
+           "Running, the town's mayor said: \"no.\" Dr. Smith’s re-election (2022) cost $1,200,000; half-way\tthere?!",
+           "unbelievably counterintuitive antidisestablishmentarianism photosynthesis " * 40, ""]
+
+
+def agrees(card: ModelCard, loaded: ModelCard) -> bool:
+    """Whether a folder's card tokenizes SAMPLES as the loaded model does, and has its length
+    and special tokens: checked once per model (the caller records it), since transformers may
+    set a tokenizer up otherwise than its tokenizer.json says."""
+    theirs = loaded.tokenizer
+    return (card.max_seq_length, card.tokenizer.cls_token_id, card.tokenizer.sep_token_id) == \
+        (loaded.max_seq_length, theirs.cls_token_id, theirs.sep_token_id) and \
+        [card.tokenizer.tokenize(t) for t in SAMPLES] == [theirs.tokenize(t) for t in SAMPLES] and \
+        card.tokenizer(SAMPLES, max_length=card.max_seq_length)["input_ids"] == \
+        theirs(SAMPLES, truncation=True, max_length=card.max_seq_length)["input_ids"]
+
+
 class Tokenizer:
     """The calls the ONNX path makes on transformers' tokenizer, over the model's tokenizer.json.
     tokenizer.json may carry its own truncation and padding (all-MiniLM-L6-v2's cut at 128 and

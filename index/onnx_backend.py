@@ -178,7 +178,7 @@ def _session(path: Path, profile_prefix: str | None = None):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"], disabled_optimizers=UNFUSED)
 
 
-def _key(card: ModelCard) -> str:
+def key_of(card: ModelCard) -> str:
     """The model's folder contents (names, sizes, times) and the recipe: a new model or recipe, new files."""
     source = card.source
     stats = []
@@ -197,7 +197,7 @@ def _exported(card: ModelCard, model: Callable[[], Any], cache_dir: Path, quanti
     only a step: it is removed once quantized (90 of a new data dir's 150 MB), and made again
     (~5 s) only if a torch index's server wants it for its questions."""
     cache_dir.mkdir(parents=True, exist_ok=True)
-    key = _key(card)
+    key = key_of(card)
     fp32 = cache_dir / f"{key}-fp32.onnx"
     int8 = cache_dir / f"{key}-int8.onnx"
     if quantize and int8.exists():

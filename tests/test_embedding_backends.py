@@ -240,13 +240,14 @@ def test_exported_files_are_made_once_and_reused(embedder, tmp_path):
     int8 = _sharing(embedder, "onnx-int8", models)
     int8.embed_query("warm up")
     made = {p: p.stat().st_mtime_ns for p in models.iterdir()}
-    assert [p.name.endswith("-int8.onnx") for p in made] == [True]  # the fp32 export was only a step
+    # the fp32 export was only a step; beside the file, the record that the folder's tokenizer is the model's
+    assert sorted(p.name.rsplit("-", 1)[1] for p in made) == ["int8.onnx", "tokenizer.ok"]
     again = _sharing(embedder, "onnx-int8", models)
     again.embed_query("again")
     assert {p: p.stat().st_mtime_ns for p in models.iterdir()} == made  # reused, not made again
     fp32 = _sharing(embedder, "onnx", models)  # a torch index's server wants it
     fp32.embed_query("fp32")
-    assert sorted(p.name.rsplit("-", 1)[1] for p in models.iterdir()) == ["fp32.onnx", "int8.onnx"]
+    assert sorted(p.name.rsplit("-", 1)[1] for p in models.glob("*.onnx")) == ["fp32.onnx", "int8.onnx"]
 
 
 def test_an_int8_index_answers_and_refuses_fp32_vectors_with_advice(tmp_path, onnx_int8, embedder):
@@ -325,3 +326,26 @@ def test_an_onnx_backend_reads_the_model_from_its_folder_as_the_loaded_model_has
     modules = json.loads((other / "modules.json").read_text())
     (other / "modules.json").write_text(json.dumps(modules[:2] + [{**modules[1], "type": "sentence_transformers.models.Dense"}]))
     assert read_card(str(other)) is None and read_card(str(tmp_path / "nothing here")) is None
+
+
+def test_a_folders_tokenizer_is_used_only_once_checked_against_the_loaded_models(embedder, tmp_path, monkeypatch):
+    import dataclasses
+
+    import index.embedding as embedding_module
+    from index.model_card import agrees, card_of_model, read_card
+
+    folder_card, loaded = read_card(embedder.card.source), card_of_model(embedder.model)
+    assert agrees(folder_card, loaded) and not agrees(dataclasses.replace(folder_card, max_seq_length=128), loaded)
+    cased = read_card(embedder.card.source)
+    cased.tokenizer.backend_tokenizer.normalizer = cased.tokenizer._cut.normalizer = None  # no lower-casing
+    assert not agrees(cased, loaded)
+
+    first = _sharing(embedder, "onnx-int8", tmp_path)
+    assert type(first.card.tokenizer).__module__ == "index.model_card"
+    assert len(list(tmp_path.glob("*-tokenizer.ok"))) == 1  # recorded: the next process loads no model
+    monkeypatch.setattr(embedding_module, "agrees", lambda card, loaded: False)
+    assert type(_sharing(embedder, "onnx-int8", tmp_path).card.tokenizer).__module__ == "index.model_card"
+    for marker in tmp_path.glob("*-tokenizer.ok"):
+        marker.unlink()
+    doubted = _sharing(embedder, "onnx-int8", tmp_path)
+    assert doubted.card.tokenizer is embedder.model.tokenizer and not list(tmp_path.glob("*-tokenizer.ok"))
