@@ -4,8 +4,10 @@ Loading the model itself imports torch, transformers and sentence-transformers: 
 `qa ask` on 2 cores, more than the rest of it together. An ONNX index needs none of them once
 its model file is made (index/onnx_backend.py), only the tokenizer, the length, the prompts and
 the pooling. So a folder in the usual layout (Transformer at the root with a `tokenizer.json`,
-then Pooling, then an optional Normalize) is read here with the `tokenizers` library; any other
-model, and the export itself, load the model (`card_of_model`).
+then Pooling, then an optional Normalize) is read here with the `tokenizers` library, and used
+once it has been checked against the loaded model (`agrees`, once per model: index/embedding.py
+records it beside the ONNX files); any other model, and the export itself, load the model
+(`card_of_model`).
 """
 
 from __future__ import annotations
