@@ -138,11 +138,13 @@ class KeywordIndex:
 
     def search(self, query: str, k: int, ledger: Ledger, since_days: int | None = None, until_days: int | None = None,
                sources: set[str] | None = None, doc_ids: set[str] | None = None,
-               window: tuple[int, int] | None = None, window_k: int = 0) -> list[tuple[str, float]]:
+               window: tuple[int, int] | None = None, window_k: int = 0,
+               generation: int | None = None) -> list[tuple[str, float]]:
         """(chunk id, BM25 score), best first: the k best chunks that pass the filters and, with
         `window` (days since 1970, both ends included), the window_k best published in it too.
-        One scoring of the corpus serves both picks."""
-        state = self._current(ledger)
+        One scoring of the corpus serves both picks. `generation`: the ledger's, where the caller
+        has just read it."""
+        state = self._current(ledger, generation)
         if not state.chunk_ids:
             return []
         words = _tokenizer().tokenize([query], return_as="string", show_progress=False)[0]
@@ -166,8 +168,8 @@ class KeywordIndex:
         order = picked[np.argsort(-scores[picked], kind="stable")]
         return [(state.chunk_ids[i], float(scores[i])) for i in order]
 
-    def _current(self, ledger: Ledger) -> _State:
-        generation = ledger.generation()
+    def _current(self, ledger: Ledger, generation: int | None = None) -> _State:
+        generation = ledger.generation() if generation is None else generation
         if self._state is not None and self._state.generation == generation:
             return self._state
         pointer = self.folder / "current"

@@ -47,6 +47,7 @@ class ChromaStore:
         self._own_writers = 0  # writes in this process (their changes are in this client already)
         self._generation: int | None = None  # the ledger generation this client has seen
         self._reopened = 0.0
+        self._kept: tuple | None = None  # (client, its checked collection): embedded only
 
     @property
     def where(self) -> str:
@@ -107,8 +108,17 @@ class ChromaStore:
             return chromadb.PersistentClient(path=str(self.path), settings=settings)
 
     def _collection(self, dimension: int | None = None):
+        """The checked collection. An embedded one is kept until the client is opened again
+        (`_reopen`): fetching and checking it cost every search ~2 ms. A server's is fetched each
+        time, since another process may delete and create it again there."""
         with self._using("opening the collection"):
-            return self._open_collection(dimension)
+            client = self._client
+            if dimension is None and self._kept is not None and self._kept[0] is client:
+                return self._kept[1]
+            collection = self._open_collection(dimension)
+            if collection is not None and not self.url:
+                self._kept = (client, collection)
+            return collection
 
     def _open_collection(self, dimension: int | None = None):
         """The collection; created (recording the model) only when a dimension is given."""

@@ -119,8 +119,9 @@ class Retriever:
         date_range = resolve(question, as_of) if self.use["dates"] else None
         filters = (filters or Filters()).narrowed(date_range)
         result = Retrieval(question, as_of, date_range, filters)
-        self.store.follow(self.ledger.generation())  # another process may have ingested meanwhile
-        ranks = self._candidates(question, filters, self._window(as_of, date_range, filters))
+        generation = self.ledger.generation()  # read once an ask: each read opens the ledger (~1 ms)
+        self.store.follow(generation)  # another process may have ingested meanwhile
+        ranks = self._candidates(question, filters, self._window(as_of, date_range, filters), generation)
         records = self.ledger.chunk_records(ranks)
         best = {name: max((w[name] for w in ranks.values() if name in w), default=0.0) or 1.0
                 for name in ("dense_score", "keyword_score")}
@@ -162,7 +163,8 @@ class Retriever:
             return date_range.start, min(date_range.end, as_of)
         return as_of - dt.timedelta(days=RECENT_WINDOW_DAYS), as_of
 
-    def _candidates(self, question: str, filters: Filters, window: tuple[dt.date, dt.date] | None) -> dict[str, dict]:
+    def _candidates(self, question: str, filters: Filters, window: tuple[dt.date, dt.date] | None,
+                    generation: int) -> dict[str, dict]:
         ranks: dict[str, dict] = {}
         dense = self.store.nearest(self.embedder.embed_query(question), CANDIDATES, where=filters.chroma_where()) if self.use["dense"] else []
         for rank, (chunk_id, score) in enumerate(sorted(dense, key=lambda hit: -hit[1]), start=1):
@@ -175,6 +177,7 @@ class Retriever:
             # one BM25 model scores both lists: merged by score, a window hit ranks where it would
             # have in a longer list of the candidates
             window=window and (days_since_epoch(window[0]), days_since_epoch(window[1])), window_k=WINDOW_CANDIDATES,
+            generation=generation,
         ) if self.use["keyword"] else []
         for rank, (chunk_id, score) in enumerate(keyword, start=1):
             ranks.setdefault(chunk_id, {})["keyword_rank"] = rank

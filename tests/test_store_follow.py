@@ -117,3 +117,29 @@ def test_a_reopen_waits_for_the_calls_in_flight_and_a_nested_call_never_deadlock
     with readers.reading(), pytest.raises(RuntimeError):
         with readers.alone():
             pass
+
+
+def test_an_embedded_collection_is_fetched_once_until_the_client_reopens(make_service, monkeypatch, store_mode):
+    """Fetching and checking the collection cost each search ~2 ms; an embedded one is kept until
+    the client is opened again, a server's is fetched each time (another process may create it anew)."""
+    from tests.conftest import SEEDS
+
+    service = make_service(**store_mode)
+    service.ingest([SEEDS])
+    fetched, generations = [], []
+    original = store_module.ChromaStore._existing
+    monkeypatch.setattr(store_module.ChromaStore, "_existing", lambda self: fetched.append(1) or original(self))
+    generation = type(service.ledger).generation
+    monkeypatch.setattr(type(service.ledger), "generation", lambda self: generations.append(1) or generation(self))
+    for _ in range(3):
+        assert service.search("Taiwan", top_k=2)
+    assert len(generations) == 3  # and the ledger's generation is read once a search (each read opens it)
+    if store_mode:
+        assert len(fetched) == 3
+        return
+    assert fetched == []  # the ingest's own, checked then
+    with service.store._use.alone():
+        service.store._reopen()  # as following another process's writes does
+    for _ in range(2):
+        assert service.search("Taiwan", top_k=2)
+    assert len(fetched) == 1
