@@ -71,7 +71,7 @@ def read_card(source: str) -> ModelCard | None:
         config = json.loads((root / "sentence_bert_config.json").read_text(encoding="utf-8"))
         pooling = json.loads((root / modules[1]["path"] / "config.json").read_text(encoding="utf-8"))
         extra = root / "config_sentence_transformers.json"
-        prompts = json.loads(extra.read_text(encoding="utf-8")).get("prompts") or {} if extra.exists() else {}
+        prompts = (json.loads(extra.read_text(encoding="utf-8")).get("prompts") or {}) if extra.exists() else {}
         if config.get("do_lower_case") or not (root / "tokenizer.json").exists():
             return None  # sentence-transformers would lower-case the text itself; or no fast tokenizer
         modes = [mode for mode in ("cls_token", "mean_tokens", "max_tokens", "mean_sqrt_len_tokens", "weightedmean_tokens",
@@ -93,15 +93,22 @@ SAMPLES = ["Zürich’s “odd” title — 北京, 3.14% 😀 naïve café… U
 
 
 def agrees(card: ModelCard, loaded: ModelCard) -> bool:
-    """Whether a folder's card tokenizes SAMPLES as the loaded model does, and has its length
-    and special tokens: checked once per model (the caller records it), since transformers may
-    set a tokenizer up otherwise than its tokenizer.json says."""
+    """Whether a folder's card is the loaded model's: the same pipeline, length, prompts (empty
+    ones aside: sentence-transformers adds those) and special tokens, and SAMPLES tokenized alike.
+    Checked once per model (the caller records it), since transformers may set a tokenizer up
+    otherwise than its tokenizer.json says."""
     theirs = loaded.tokenizer
-    return (card.max_seq_length, card.tokenizer.cls_token_id, card.tokenizer.sep_token_id) == \
-        (loaded.max_seq_length, theirs.cls_token_id, theirs.sep_token_id) and \
+    return (card.modules, card.pooling_mode, card.dimension, card.max_seq_length, _said(card.prompts),
+            card.tokenizer.cls_token_id, card.tokenizer.sep_token_id) == \
+        (loaded.modules, loaded.pooling_mode, loaded.dimension, loaded.max_seq_length, _said(loaded.prompts),
+         theirs.cls_token_id, theirs.sep_token_id) and \
         [card.tokenizer.tokenize(t) for t in SAMPLES] == [theirs.tokenize(t) for t in SAMPLES] and \
         card.tokenizer(SAMPLES, max_length=card.max_seq_length)["input_ids"] == \
         theirs(SAMPLES, truncation=True, max_length=card.max_seq_length)["input_ids"]
+
+
+def _said(prompts: dict[str, str]) -> dict[str, str]:
+    return {name: text for name, text in prompts.items() if text}
 
 
 class Tokenizer:

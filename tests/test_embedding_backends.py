@@ -336,6 +336,7 @@ def test_a_folders_tokenizer_is_used_only_once_checked_against_the_loaded_models
 
     folder_card, loaded = read_card(embedder.card.source), card_of_model(embedder.model)
     assert agrees(folder_card, loaded) and not agrees(dataclasses.replace(folder_card, max_seq_length=128), loaded)
+    assert not agrees(dataclasses.replace(folder_card, prompts={"query": "query: "}), loaded)  # e5's, say
     cased = read_card(embedder.card.source)
     cased.tokenizer.backend_tokenizer.normalizer = cased.tokenizer._cut.normalizer = None  # no lower-casing
     assert not agrees(cased, loaded)
