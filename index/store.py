@@ -157,12 +157,6 @@ class ChromaStore:
             collection = self._existing()
         return None if collection is None else (collection.metadata or {}).get("embed_model")
 
-    def _vector_store(self, dimension: int | None = None):
-        from llama_index.vector_stores.chroma import ChromaVectorStore
-
-        collection = self._collection(dimension)
-        return None if collection is None else ChromaVectorStore(chroma_collection=collection)
-
     def check(self) -> None:
         """Raise EmbeddingMismatchError, BackendUnavailableError or IndexCorruptError now, not at
         the first query; counting makes Chroma load its segments, so damage shows here."""
@@ -235,15 +229,12 @@ class ChromaStore:
 
     def delete(self, chunk_ids: list[str]) -> None:
         with self._using("deleting chunks"):
-            store = self._vector_store()
-            if store is not None and chunk_ids:
-                self._delete(chunk_ids, store)
-
-    def _delete(self, chunk_ids: list[str], store) -> None:
-        """Inside delete's `_using`, like _add."""
-        batch = self._client.get_max_batch_size()
-        for offset in range(0, len(chunk_ids), batch):
-            store.delete_nodes(node_ids=list(chunk_ids[offset : offset + batch]))
+            collection = self._collection()
+            if collection is None or not chunk_ids:
+                return
+            batch = self._client.get_max_batch_size()  # as in add
+            for offset in range(0, len(chunk_ids), batch):
+                collection.delete(ids=list(chunk_ids[offset : offset + batch]))
 
     def count(self) -> int:
         with self._using("counting chunks"):
