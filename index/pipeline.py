@@ -154,6 +154,7 @@ class Indexer:
             pending: list[Article] = []
             encoded = self.embedder.chunk_seconds
             in_flight: Pool | None = None  # a pool being embedded, written when the next one starts
+            pools = 0
             seen: dict[str, set[str]] = {}  # root → ids found there
             for item in _timed(self.loader.load(paths), report, "read"):
                 if isinstance(item, IngestError):
@@ -169,9 +170,9 @@ class Indexer:
                     finish(FileResult(item.path or item.id, "unchanged", item.id, len(self.ledger.chunk_ids(item.id))))
                     continue
                 pending.append(item)
-                if sum(len(a.text) for a in pending) >= FLUSH_BATCHES * self.embedder.batch_size * CHARS_PER_CHUNK:
+                if sum(len(a.text) for a in pending) >= self._pool_chars(pools):
                     in_flight = self._flush(pending, in_flight, duplicates, report, finish)
-                    pending = []
+                    pending, pools = [], pools + 1
             in_flight = self._flush(pending, in_flight, duplicates, report, finish)
             self._flush([], in_flight, duplicates, report, finish)
             report.encoder = self.embedder.chunk_seconds - encoded
@@ -249,6 +250,15 @@ class Indexer:
             if in_flight is not None:
                 _return_freed_memory()
         return started
+
+    def _pool_chars(self, started: int) -> int:
+        """Characters of articles that make the next pool, `started` pools in. Where the model
+        embeds in the background, it waits for the first pool to be chunked (711 chunks, 2.4 s on
+        the Zen 3 host of docs/benchmarks.md): so the first pool is one model batch and each one
+        after twice the one before, up to FLUSH_BATCHES, each chunked in about a fifth of the
+        time the model takes over the one before it."""
+        batches = min(FLUSH_BATCHES, 2**started) if self.embedder.in_background else FLUSH_BATCHES
+        return batches * self.embedder.batch_size * CHARS_PER_CHUNK
 
     def _start(self, articles: list[Article], report: IngestReport) -> Pool:
         with report.timing("model"):  # once per process: the model, and the ONNX export the first time

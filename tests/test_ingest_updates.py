@@ -179,6 +179,35 @@ def test_the_model_embeds_a_pool_while_the_one_before_is_written(tmp_path, int8_
     assert [r.doc_id for r in report.results] == ids  # written, and reported, in the feed's order
 
 
+@pytest.mark.parametrize("backend", ["onnx-int8", "torch"])
+def test_the_first_pools_grow_from_one_model_batch_only_where_the_model_embeds_in_the_background(
+        tmp_path, embedder, int8_embedder, monkeypatch, backend):
+    from index.pipeline import Indexer
+    from qa.service import QAService
+    from qa.settings import Settings
+
+    monkeypatch.setattr("index.pipeline.FLUSH_BATCHES", 4)
+    monkeypatch.setattr("index.pipeline.CHARS_PER_CHUNK", 10)  # a model batch: 32 x 10 characters
+    words = "harbour orchard railway bridge library market stadium museum ferry tunnel canal airport".split()
+    rows = [{"id": word, "title": f"The {word} reopens",  # each article just over one batch
+             "text": " ".join(f"The {word} reopened on day {n} after repairs." for n in range(8))} for word in words]
+    assert all(320 <= len(row["text"]) < 2 * 320 for row in rows)
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    start, pools = Indexer._start, []
+
+    def starting(self, articles, report):
+        pools.append(len(articles))
+        return start(self, articles, report)
+
+    monkeypatch.setattr(Indexer, "_start", starting)
+    service = QAService(Settings(data_dir=tmp_path / "data"), embedder=int8_embedder if backend != "torch" else embedder)
+    report = service.ingest([feed])
+    assert report.count("added") == len(words) and consistent(service)
+    # 1, 2, then 4 batches' worth of characters; torch embeds each pool before the next is read.
+    assert pools == ([1, 2, 4, 4, 1] if backend != "torch" else [4, 4, 4])
+
+
 def test_an_encoder_failure_in_the_background_stops_the_ingest_with_the_pools_before_it_stored(
         tmp_path, int8_embedder, monkeypatch):
     from qa.service import QAService
