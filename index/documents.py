@@ -74,3 +74,11 @@ class Chunk:
     def embedding_text(self) -> str:
         """What the model sees: the title gives short passages their subject."""
         return f"{self.article.title}\n{self.text}" if self.article.title else self.text
+
+    def keyword_text(self) -> str:
+        """What the keyword index counts (index/ledger.py `chunk_texts`)."""
+        return keyword_text(self.article.title, self.text)
+
+
+def keyword_text(title: str, text: str) -> str:
+    return f"{title}\n{text}"

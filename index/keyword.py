@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -97,10 +98,11 @@ class KeywordIndex:
         self.folder = Path(data_dir) / "bm25"
         self._state: _State | None = None
 
-    def rebuild(self, ledger: Ledger, fresh: bool = False) -> None:
+    def rebuild(self, ledger: Ledger, fresh: bool = False, counted: Iterable[_Counts] = ()) -> None:
         """Build from the ledger and persist; only call this holding the data dir's write lock.
-        `fresh`: tokenize every chunk again instead of reusing the last index's counts (repair)."""
-        state = self._build(ledger, None if fresh else self._earlier())
+        `counted`: counts already made (`counts_of`) that may be reused, as the last index's are;
+        `fresh`: tokenize every chunk again instead of reusing any (repair)."""
+        state = self._build(ledger, [] if fresh else [rows for rows in (self._earlier(), *counted) if rows is not None])
         target = self.folder / f"g{state.generation}"
         shutil.rmtree(target, ignore_errors=True)
         try:
@@ -180,7 +182,7 @@ class KeywordIndex:
                 return self._state
             except Exception:  # replaced under us by a writer, or damaged: build it here instead
                 pass
-        self._state = self._build(ledger, self._earlier())
+        self._state = self._build(ledger, [rows for rows in (self._earlier(),) if rows is not None])
         return self._state
 
     def _earlier(self) -> _Counts | None:
@@ -208,50 +210,60 @@ class KeywordIndex:
         return _State(generation, rows, meta["chunk_ids"], np.array(meta["doc_ids"], dtype=object),
                       np.array(meta["days"], dtype=np.int64), np.array(meta["sources"], dtype=object))
 
-    def _build(self, ledger: Ledger, earlier: _Counts | None) -> _State:
+    def _build(self, ledger: Ledger, known: list[_Counts]) -> _State:
         generation = ledger.generation()
         entries = list(ledger.chunk_texts())
         return _State(
-            generation, _counts([text for _, text, _ in entries], earlier), [chunk_id for chunk_id, _, _ in entries],
+            generation, _counts([text for _, text, _ in entries], known), [chunk_id for chunk_id, _, _ in entries],
             np.array([m["doc_id"] for _, _, m in entries], dtype=object),
             np.array([days_since_epoch(m["published"]) or -1 for _, _, m in entries], dtype=np.int64),
             np.array([m["source"] or "" for _, _, m in entries], dtype=object),
         )
 
 
-def _counts(texts: list[str], earlier: _Counts | None) -> _Counts:
-    """Term counts of `texts`, in order: rows of `earlier` whose text is the same are copied,
-    the rest tokenized. Terms only deleted chunks used are dropped once they are half the vocabulary."""
-    keys = np.array([_key(text) for text in texts], dtype=np.uint64)
-    vocab = list(earlier.vocab) if earlier is not None else []
-    known = {int(key): row for row, key in enumerate(earlier.keys)} if earlier is not None else {}
-    source = np.array([known.get(int(key), -1) for key in keys], dtype=np.int64)
-    new = np.flatnonzero(source < 0)
-    ids = {term: i for i, term in enumerate(vocab)}
-    fresh: list[tuple[np.ndarray, np.ndarray]] = []  # (terms, counts) of each new row
-    for at in range(0, len(new), TOKENIZE_BATCH):  # in slices: all 47k chunks' word lists at once took ~0.5 GB
-        batch = [texts[i] for i in new[at:at + TOKENIZE_BATCH]]
-        for words in _tokenizer().tokenize(batch, return_as="string", show_progress=False):
+def counts_of(texts: list[str]) -> _Counts:
+    """The term counts of `texts` (bm25s's tokenizer and stemmer), with a vocabulary of their own.
+    An ingest counts each pool's chunks while the model embeds the next pool, so that the rebuild
+    at its end only puts rows together: tokenizing there, with the model done, took ~0.3 ms a
+    chunk (~14 s of the RealTime QA corpus on the Zen 3 host of docs/benchmarks.md)."""
+    ids: dict[str, int] = {}
+    terms, counts = [], []
+    for at in range(0, len(texts), TOKENIZE_BATCH):  # in slices: all 47k chunks' word lists at once took ~0.5 GB
+        for words in _tokenizer().tokenize(texts[at : at + TOKENIZE_BATCH], return_as="string", show_progress=False):
             counter = Counter(ids.setdefault(word, len(ids)) for word in words)
-            fresh.append((np.fromiter(counter.keys(), np.int32, len(counter)),
-                          np.fromiter(counter.values(), np.int32, len(counter))))
-    vocab.extend(list(ids)[len(vocab):])
+            terms.append(np.fromiter(counter.keys(), np.int32, len(counter)))
+            counts.append(np.fromiter(counter.values(), np.int32, len(counter)))
+    indptr = np.concatenate([[0], np.cumsum([len(t) for t in terms], dtype=np.int64)]).astype(np.int64)
+    return _Counts(list(ids), indptr, np.concatenate(terms or [np.zeros(0, np.int32)]),
+                   np.concatenate(counts or [np.zeros(0, np.int32)]), np.array([_key(t) for t in texts], dtype=np.uint64))
 
-    # Earlier rows first, then the new ones; one fancy index puts every row where its text is.
+
+def _counts(texts: list[str], known: list[_Counts]) -> _Counts:
+    """Term counts of `texts`, in order: a row of `known` whose text is the same is copied, the
+    rest tokenized. Terms that only deleted chunks used are dropped once they are half the vocabulary."""
+    keys = np.array([_key(text) for text in texts], dtype=np.uint64)
+    rows, offset = {}, 0
+    for part in known:
+        for row, key in enumerate(part.keys):
+            rows.setdefault(int(key), offset + row)
+        offset += len(part.keys)
+    source = np.array([rows.get(int(key), -1) for key in keys], dtype=np.int64)
+    new = np.flatnonzero(source < 0)
+    parts = [*known, counts_of([texts[i] for i in new])]
+    source[new] = offset + np.arange(len(new))
+
+    # One vocabulary (the first part's ids stay), each part's term ids mapped onto it; then one
+    # fancy index puts every row where its text is.
     from scipy.sparse import csr_matrix, vstack
 
-    stacked = [_matrix(earlier, len(vocab))] if earlier is not None else []
-    stacked += [csr_matrix((np.concatenate([c for _, c in fresh] or [np.zeros(0, np.int32)]),
-                            np.concatenate([t for t, _ in fresh] or [np.zeros(0, np.int32)]),
-                            np.concatenate([[0], np.cumsum([len(t) for t, _ in fresh], dtype=np.int64)])),
-                           shape=(len(fresh), len(vocab)))]
-    first_new = len(earlier.keys) if earlier is not None else 0
-    source[new] = first_new + np.arange(len(new))
-    picked = vstack(stacked, format="csr")[source]
+    ids: dict[str, int] = {}
+    remaps = [np.array([ids.setdefault(term, len(ids)) for term in part.vocab], dtype=np.int32) for part in parts]
+    picked = vstack([csr_matrix((part.counts, remap[part.terms], part.indptr), shape=(len(part.keys), len(ids)))
+                     for part, remap in zip(parts, remaps)], format="csr")[source]
     indptr, terms, counts = picked.indptr.astype(np.int64), picked.indices.astype(np.int32), picked.data.astype(np.int32)
-    rows = _Counts(vocab, indptr, terms, counts, keys)
+    result = _Counts(list(ids), indptr, terms, counts, keys)
     used = np.unique(terms)
-    return _compact(rows, used) if len(used) * 2 < len(vocab) else rows
+    return _compact(result, used) if len(used) * 2 < len(ids) else result
 
 
 def _matrix(rows: _Counts, width: int):

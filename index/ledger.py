@@ -16,7 +16,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 from index.chunking import chunk_id as chunk_id_of, doc_id_of
-from index.documents import Article, Chunk
+from index.documents import Article, Chunk, keyword_text
 from index.space import disk_full, is_disk_full
 from qa.errors import IndexCorruptError, StoreError
 
@@ -207,7 +207,7 @@ class Ledger:
             for row in rows:
                 meta = {"doc_id": row["id"], "published": row["published"], "source": row["source"]}
                 for chunk_id, (start, end) in zip(json.loads(row["chunk_ids"]), json.loads(row["spans"])):
-                    yield chunk_id, f"{row['title']}\n{row['text'][start:end]}", meta
+                    yield chunk_id, keyword_text(row["title"], row["text"][start:end]), meta
 
     def record_many(self, entries: list[tuple[Article, list, str | None, bytes | None]]) -> list[list[str]]:
         """One transaction for all (article, chunks, duplicate_of, minhash): from its commit on,

@@ -21,7 +21,7 @@ from index.chunking import Chunker
 from index.dedup import NearDuplicates
 from index.documents import Article
 from index.embedding import Embedder
-from index.keyword import KeywordIndex
+from index.keyword import KeywordIndex, counts_of
 from index.ledger import Ledger
 from index.loading import Loader
 from index.space import disk_full, ensure_free
@@ -126,6 +126,7 @@ class Indexer:
         self.chunk_overlap = chunk_overlap
         self.loader = loader or Loader()
         self.keywords = KeywordIndex(ledger.path.parent)
+        self._counted: list = []  # term counts of the pools an ingest wrote (_keywords_follow)
         self.min_free_mb = min_free_mb  # a pool is not written with less free than this
 
     @property
@@ -187,21 +188,26 @@ class Indexer:
     @contextmanager
     def _keywords_follow(self, report: IngestReport):
         """The keyword index catches up with the ledger when a write ends, also one that failed
-        part-way (if a full disk refuses that too, readers build it in memory meanwhile)."""
+        part-way (if a full disk refuses that too, readers build it in memory meanwhile), with
+        the term counts `_write` made of each pool."""
+        self._counted = []
         try:
             yield
         except Exception:
             with suppress(QAError, OSError):
-                self._sync_keywords()
+                self._sync_keywords(self._counted)
             raise
-        with report.timing("keywords"):
-            self._sync_keywords()
+        else:
+            with report.timing("keywords"):
+                self._sync_keywords(self._counted)
+        finally:
+            self._counted = []
 
-    def _sync_keywords(self) -> None:
+    def _sync_keywords(self, counted: list = ()) -> None:
         """Rebuild the BM25 index when the ledger moved on since it was built."""
         if self.keywords.persisted_generation() != self.ledger.generation():
             with _disk_named(self.ledger.path.parent, "writing the keyword index"):
-                self.keywords.rebuild(self.ledger)
+                self.keywords.rebuild(self.ledger, counted=counted)
 
     def delete(self, doc_id: str) -> bool:
         with WriteLock(self.ledger.path.parent), self.store.writing(self.ledger.generation):
@@ -295,6 +301,8 @@ class Indexer:
             self.store.delete(stale)
         with report.timing("ledger"):
             self.ledger.clear_pending(new_ids + stale)
+        with report.timing("keywords"):  # while the model embeds the next pool, not after the last
+            self._counted.append(counts_of([chunk.keyword_text() for chunk in chunks]))
         return results
 
 

@@ -208,6 +208,37 @@ def test_the_first_pools_grow_from_one_model_batch_only_where_the_model_embeds_i
     assert pools == ([1, 2, 4, 4, 1] if backend != "torch" else [4, 4, 4])
 
 
+def test_each_pools_keyword_counts_are_made_as_it_is_written_and_the_rebuild_tokenizes_none(
+        tmp_path, int8_embedder, monkeypatch):
+    import index.keyword as keyword
+    from index.keyword import KeywordIndex
+    from qa.service import QAService
+    from qa.settings import Settings
+    from tests.test_keyword import counting_tokenizer
+
+    feed, ids = _three_pools(tmp_path, monkeypatch)
+    (tmp_path / "canal.txt").write_text("Canal lock\n\nThe canal lock was rebuilt by hand over the summer.", encoding="utf-8")
+    service = QAService(Settings(data_dir=tmp_path / "data"), embedder=int8_embedder)
+    tokenized, rebuild, during = counting_tokenizer(monkeypatch), KeywordIndex.rebuild, []
+
+    def rebuilding(self, ledger, fresh=False, counted=()):
+        before = len(tokenized)
+        rebuild(self, ledger, fresh, counted)
+        during.extend(tokenized[before:])
+
+    monkeypatch.setattr(KeywordIndex, "rebuild", rebuilding)
+    report = service.ingest([feed, tmp_path / "canal.txt"])
+    texts = sorted(text for _, text, _ in service.ledger.chunk_texts())
+    assert report.count("added") == 4, [(r.source, r.status, r.message) for r in report.results]
+    assert sorted(tokenized) == texts and during == []
+    assert service.indexer.keywords.search("canal lock rebuilt", 3, service.ledger)[0][0].startswith("canal.txt")
+    fresh = KeywordIndex(tmp_path / "fresh")
+    monkeypatch.setattr(keyword, "_tokenizer", keyword._tokenizer)
+    rebuild(fresh, service.ledger, fresh=True)
+    for query in ("harbour reopened", "orchard winter repairs", "railway"):
+        assert service.indexer.keywords.search(query, 5, service.ledger) == fresh.search(query, 5, service.ledger)
+
+
 def test_an_encoder_failure_in_the_background_stops_the_ingest_with_the_pools_before_it_stored(
         tmp_path, int8_embedder, monkeypatch):
     from qa.service import QAService

@@ -54,6 +54,20 @@ def all_scores(index: KeywordIndex, ledger: Ledger, query: str) -> np.ndarray:
     return np.array([hits.get(chunk_id, 0.0) for chunk_id in sorted(ledger.texts)])
 
 
+def counting_tokenizer(monkeypatch) -> list[str]:
+    """Every text keyword's tokenizer is given from now on."""
+    tokenized, real = [], keyword._tokenizer
+
+    def counting():
+        tokenizer = real()
+        inner = tokenizer.tokenize
+        tokenizer.tokenize = lambda texts, **kw: tokenized.extend(texts) or inner(texts, **kw)
+        return tokenizer
+
+    monkeypatch.setattr(keyword, "_tokenizer", counting)
+    return tokenized
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_scores_are_bm25s_scores_repeated_query_terms_included(tmp_path, seed, monkeypatch):
     monkeypatch.setattr(keyword, "TOKENIZE_BATCH", 7)  # several slices share one vocabulary
@@ -72,16 +86,8 @@ def test_a_rebuild_tokenizes_only_new_texts_and_equals_a_fresh_build(tmp_path, m
     ledger = Ledger(corpus(rng, 60))
     index = KeywordIndex(tmp_path / "a")
     index.rebuild(ledger)
-    tokenized = []
     real = keyword._tokenizer
-
-    def counting():
-        tokenizer = real()
-        inner = tokenizer.tokenize
-        tokenizer.tokenize = lambda texts, **kw: tokenized.extend(texts) or inner(texts, **kw)
-        return tokenizer
-
-    monkeypatch.setattr(keyword, "_tokenizer", counting)
+    tokenized = counting_tokenizer(monkeypatch)
     added = corpus(rng, 3, prefix="new")
     removed = sorted(ledger.texts)[:20]
     ledger.change(add=added, remove=removed)
@@ -96,6 +102,24 @@ def test_a_rebuild_tokenizes_only_new_texts_and_equals_a_fresh_build(tmp_path, m
         assert np.allclose(all_scores(reopened, ledger, query), all_scores(fresh, ledger, query), rtol=1e-6)
         assert np.allclose(all_scores(reopened, ledger, query),
                            bm25s_scores([t for _, t, _ in ledger.chunk_texts()], query), rtol=1e-5, atol=1e-6)
+
+
+def test_counts_made_beforehand_are_reused_by_text_and_score_as_bm25s(tmp_path, monkeypatch):
+    monkeypatch.setattr(keyword, "TOKENIZE_BATCH", 5)
+    rng = random.Random(7)
+    ledger = Ledger(corpus(rng, 40))
+    texts = [text for _, text, _ in ledger.chunk_texts()]
+    gone = "harbour harbour strike wages"  # counted, then deleted before the rebuild: not in the index
+    counted = [keyword.counts_of(texts[:15] + [gone]), keyword.counts_of(texts[15:30])]  # vocabularies of their own
+    tokenized = counting_tokenizer(monkeypatch)
+    index = KeywordIndex(tmp_path)
+    index.rebuild(ledger, counted=counted)
+    assert sorted(tokenized) == sorted(texts[30:])  # only what was not counted before
+    for query in ["treaty signed", "harbour strike wages", "storm storm grid"]:
+        assert np.allclose(all_scores(index, ledger, query), bm25s_scores(texts, query), rtol=1e-5, atol=1e-6)
+    tokenized.clear()
+    KeywordIndex(tmp_path / "fresh").rebuild(ledger, fresh=True, counted=counted)
+    assert sorted(tokenized) == sorted(texts)  # fresh (repair) reuses nothing
 
 
 def test_terms_left_only_by_deleted_chunks_are_dropped_once_they_are_half_the_vocabulary(tmp_path):
