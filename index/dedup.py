@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import cached_property
 
 import numpy as np
 
@@ -32,35 +33,39 @@ def minhash_of(text: str):
 
 class NearDuplicates:
     def __init__(self, stored: Iterable[tuple[str, bytes]], canonical_of: dict[str, str | None]):
+        """`stored` is read, and datasketch imported (~0.6 s with the scipy modules it pulls in),
+        at the first add or remove: an ingest embeds its first pool meanwhile."""
+        self._stored = stored
+        self._canonical_of = dict(canonical_of)
+
+    @cached_property
+    def _index(self):
+        """The LSH index of the signatures, and the signatures by article id."""
         from datasketch import MinHash, MinHashLSH
 
-        self._lsh = MinHashLSH(threshold=THRESHOLD, num_perm=NUM_PERM)
-        self._signatures = {}
-        self._canonical_of = dict(canonical_of)
-        for doc_id, blob in stored:
-            signature = MinHash(num_perm=NUM_PERM, hashvalues=np.frombuffer(blob, dtype=np.uint64), scheme=SCHEME)
-            self._insert(doc_id, signature)
-
-    def _insert(self, doc_id: str, signature) -> None:
-        self._lsh.insert(doc_id, signature)
-        self._signatures[doc_id] = signature
+        lsh, signatures = MinHashLSH(threshold=THRESHOLD, num_perm=NUM_PERM), {}
+        for doc_id, blob in self._stored:
+            signatures[doc_id] = MinHash(num_perm=NUM_PERM, hashvalues=np.frombuffer(blob, dtype=np.uint64), scheme=SCHEME)
+            lsh.insert(doc_id, signatures[doc_id])
+        return lsh, signatures
 
     def remove(self, doc_id: str) -> None:
-        if doc_id in self._signatures:
-            self._lsh.remove(doc_id)
-            del self._signatures[doc_id]
+        lsh, signatures = self._index
+        if doc_id in signatures:
+            lsh.remove(doc_id)
+            del signatures[doc_id]
 
     def add(self, doc_id: str, text: str) -> tuple[str | None, bytes]:
         """Register an article; returns (the canonical article it copies, or None; its signature)."""
         self.remove(doc_id)
         signature = minhash_of(text)
         canonical = None
-        matches = sorted(
-            (m for m in self._lsh.query(signature) if signature.jaccard(self._signatures[m]) >= THRESHOLD),
-        )
+        lsh, signatures = self._index
+        matches = sorted(m for m in lsh.query(signature) if signature.jaccard(signatures[m]) >= THRESHOLD)
         if matches:
             first = matches[0]
             canonical = self._canonical_of.get(first) or first
-        self._insert(doc_id, signature)
+        lsh.insert(doc_id, signature)
+        signatures[doc_id] = signature
         self._canonical_of[doc_id] = canonical
         return canonical, signature.hashvalues.astype(np.uint64).tobytes()

@@ -136,6 +136,22 @@ def _no_duplicates():
     return NearDuplicates([], {})
 
 
+def test_stored_signatures_are_read_at_the_first_add_and_still_find_the_copy():
+    from index.dedup import NearDuplicates
+
+    story = "The harbour reopened on Monday after repairs that took most of the winter, the port said. " * 4
+    read = []
+
+    def stored():
+        read.append(True)
+        yield "wire", NearDuplicates([], {}).add("wire", story)[1]  # as the ledger keeps it
+
+    duplicates = NearDuplicates(stored(), {"wire": None})
+    assert not read  # nothing read (nor datasketch imported) before the first pool is written
+    assert duplicates.add("copy", story.replace("Monday", "Monday,"))[0] == "wire" and read == [True]
+    assert duplicates.add("other", "A storm closed the railway line through the valley for a week. " * 4)[0] is None
+
+
 def _three_pools(tmp_path, monkeypatch):
     """A feed of three articles, each its own ingest pool (the pool size cut to ~300 characters)."""
     monkeypatch.setattr("index.pipeline.FLUSH_BATCHES", 1)
