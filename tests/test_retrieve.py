@@ -123,7 +123,7 @@ def test_keyword_index_survives_restart_and_follows_deletes(tmp_path, embedder, 
     (tmp_path / "c.txt").write_text("Gamma\nThe Quorvex treaty returns to parliament.", encoding="utf-8")
     from index.pipeline import Indexer
 
-    monkeypatch.setattr(Indexer, "_sync_keywords", lambda self: None)
+    monkeypatch.setattr(Indexer, "_sync_keywords", lambda self, counted=(): None)
     restarted.ingest([tmp_path / "c.txt"])
     assert keywords.persisted_generation() != restarted.ledger.generation()
     fresh = QAService(settings, embedder=embedder)
