@@ -102,7 +102,7 @@ class KeywordIndex:
         """Build from the ledger and persist; only call this holding the data dir's write lock.
         `counted`: counts already made (`counts_of`) that may be reused, as the last index's are;
         `fresh`: tokenize every chunk again instead of reusing any (repair)."""
-        state = self._build(ledger, [] if fresh else [rows for rows in (self._earlier(), *counted) if rows is not None])
+        state = self._build(ledger, [] if fresh else [self._earlier(), *counted])
         target = self.folder / f"g{state.generation}"
         shutil.rmtree(target, ignore_errors=True)
         try:
@@ -182,7 +182,7 @@ class KeywordIndex:
                 return self._state
             except Exception:  # replaced under us by a writer, or damaged: build it here instead
                 pass
-        self._state = self._build(ledger, [rows for rows in (self._earlier(),) if rows is not None])
+        self._state = self._build(ledger, [self._earlier()])
         return self._state
 
     def _earlier(self) -> _Counts | None:
@@ -210,11 +210,12 @@ class KeywordIndex:
         return _State(generation, rows, meta["chunk_ids"], np.array(meta["doc_ids"], dtype=object),
                       np.array(meta["days"], dtype=np.int64), np.array(meta["sources"], dtype=object))
 
-    def _build(self, ledger: Ledger, known: list[_Counts]) -> _State:
+    def _build(self, ledger: Ledger, known: list[_Counts | None]) -> _State:
+        """`known`: counts whose rows may be reused by text (None: none there)."""
         generation = ledger.generation()
         entries = list(ledger.chunk_texts())
         return _State(
-            generation, _counts([text for _, text, _ in entries], known), [chunk_id for chunk_id, _, _ in entries],
+            generation, _counts([text for _, text, _ in entries], [rows for rows in known if rows is not None]), [chunk_id for chunk_id, _, _ in entries],
             np.array([m["doc_id"] for _, _, m in entries], dtype=object),
             np.array([days_since_epoch(m["published"]) or -1 for _, _, m in entries], dtype=np.int64),
             np.array([m["source"] or "" for _, _, m in entries], dtype=object),

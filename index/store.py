@@ -221,9 +221,7 @@ class ChromaStore:
             return
         with self._using("adding chunks"):
             collection = self._collection(len(embeddings[0]))
-            batch = self._client.get_max_batch_size()  # the client's own limit, not llama-index's
-            for offset in range(0, len(chunks), batch):
-                part = slice(offset, offset + batch)
+            for part in self._parts(len(chunks)):
                 collection.add(ids=[chunk.id for chunk in chunks[part]], embeddings=embeddings[part],
                                metadatas=[stored_metadata(chunk) for chunk in chunks[part]])
 
@@ -232,9 +230,13 @@ class ChromaStore:
             collection = self._collection()
             if collection is None or not chunk_ids:
                 return
-            batch = self._client.get_max_batch_size()  # as in add
-            for offset in range(0, len(chunk_ids), batch):
-                collection.delete(ids=list(chunk_ids[offset : offset + batch]))
+            for part in self._parts(len(chunk_ids)):
+                collection.delete(ids=list(chunk_ids[part]))
+
+    def _parts(self, n: int) -> list[slice]:
+        """Slices of n items that the client takes in one call (its own limit, not llama-index's)."""
+        batch = self._client.get_max_batch_size()
+        return [slice(offset, offset + batch) for offset in range(0, n, batch)]
 
     def count(self) -> int:
         with self._using("counting chunks"):

@@ -226,7 +226,6 @@ def test_the_first_pools_grow_from_one_model_batch_only_where_the_model_embeds_i
 
 def test_each_pools_keyword_counts_are_made_as_it_is_written_and_the_rebuild_tokenizes_none(
         tmp_path, int8_embedder, monkeypatch):
-    import index.keyword as keyword
     from index.keyword import KeywordIndex
     from qa.service import QAService
     from qa.settings import Settings
@@ -249,7 +248,6 @@ def test_each_pools_keyword_counts_are_made_as_it_is_written_and_the_rebuild_tok
     assert sorted(tokenized) == texts and during == []
     assert service.indexer.keywords.search("canal lock rebuilt", 3, service.ledger)[0][0].startswith("canal.txt")
     fresh = KeywordIndex(tmp_path / "fresh")
-    monkeypatch.setattr(keyword, "_tokenizer", keyword._tokenizer)
     rebuild(fresh, service.ledger, fresh=True)
     for query in ("harbour reopened", "orchard winter repairs", "railway"):
         assert service.indexer.keywords.search(query, 5, service.ledger) == fresh.search(query, 5, service.ledger)
