@@ -27,6 +27,8 @@ from qa.errors import BackendUnavailableError, EmbeddingMismatchError, IndexCorr
 COSINE_SPACE = {"hnsw:space": "cosine"}
 # What Chroma says when its files are damaged (SQLite codes 11 and 26, a broken HNSW segment).
 DAMAGE = ("malformed", "not a database", "code: 11", "code: 26", "hnsw", "corrupt", "unpickling", "pickle")
+# The chunk metadata Chroma filters on (qa/retrieve.py, Filters.chroma_where): kept flat.
+FILTERED = ("doc_id", "published_days", "source")
 PAGE = 1000  # ids read from the collection a page at a time
 # Another process's writes are followed at most this often (seconds): each reopen reloads the
 # vector index, and during a long ingest elsewhere the ledger moves on with every article.
@@ -247,8 +249,9 @@ class ChromaStore:
         return {chunk_id for chunk_id, _, _ in self.records(include=())}
 
     def records(self, include: tuple[str, ...] = ("metadatas", "documents")) -> Iterator[tuple[str, dict | None, str | None]]:
-        """(chunk id, metadata, text) of every stored chunk, a page at a time. The collection is
-        fetched again for each page: a reopen between pages closes the client it came from."""
+        """(chunk id, metadata, text) of every stored chunk, a page at a time; the metadata is the
+        node's whole (`_read`), and with `include=()` only ids are read (both None). The collection
+        is fetched again for each page: a reopen between pages closes the client it came from."""
         offset = 0
         while True:
             with self._using("reading chunks"):
@@ -258,8 +261,8 @@ class ChromaStore:
                 page = collection.get(include=list(include), limit=PAGE, offset=offset)
             metadatas = page.get("metadatas") or [None] * len(page["ids"])
             documents = page.get("documents") or [None] * len(page["ids"])
-            texts = [_text_of(m, d) for m, d in zip(metadatas, documents)] if "documents" in include else documents
-            yield from zip(page["ids"], metadatas, texts)
+            for chunk_id, metadata, document in zip(page["ids"], metadatas, documents):
+                yield (chunk_id, *_read(metadata, document)) if include else (chunk_id, None, None)
             if len(page["ids"]) < PAGE:
                 return
             offset += PAGE
@@ -316,22 +319,33 @@ def expected_node(chunk: Chunk, vector: list[float] | None = None):
 
 def stored_metadata(chunk: Chunk) -> dict:
     """What Chroma holds as a chunk's metadata: llama-index's flat node dict (its `_node_content`
-    JSON with the text kept in it; None made "" as ChromaVectorStore does)."""
+    JSON with the text kept in it; None made "" as ChromaVectorStore does), less the flat copies
+    of the node's metadata that nothing filters on.
+
+    Chroma writes each key as a row of its SQLite metadata table, indexed by value: in a
+    47k-chunk collection the whole dict's 17 keys cost ~1.6 ms a chunk of the writer's CPU, these
+    7 ~1.1 ms (docs/benchmarks.md). The rest is in the node JSON, where llama-index and `records`
+    read it; only a llama-index metadata filter on one of them finds nothing."""
     from llama_index.core.vector_stores.utils import node_to_metadata_dict
 
     flat = node_to_metadata_dict(expected_node(chunk), remove_text=False, flat_metadata=True)
-    return {key: "" if value is None else value for key, value in flat.items()}
+    copies = set(expected_metadata(chunk)) - set(FILTERED)
+    return {key: "" if value is None else value for key, value in flat.items() if key not in copies}
 
 
-def _text_of(metadata: dict | None, document: str | None) -> str | None:
-    """A stored chunk's text: Chroma's document (indexes built before the text moved into the
-    node JSON) or the node JSON's."""
-    if document is not None or not metadata or "_node_content" not in metadata:
-        return document
+def _read(metadata: dict | None, document: str | None) -> tuple[dict | None, str | None]:
+    """A stored chunk's metadata and text. The metadata is the node JSON's under the flat keys
+    (filters read those, so they win where the two differ): chunks stored without the flat
+    copies read as whole as those stored with them. The text is Chroma's document (indexes
+    built before the text moved into the node JSON) or the node JSON's."""
+    if not metadata or "_node_content" not in metadata:
+        return metadata, document
     try:
-        return json.loads(metadata["_node_content"]).get("text")
+        node = json.loads(metadata["_node_content"])
+        inner, text = node.get("metadata"), node.get("text")
     except (ValueError, AttributeError):  # damaged JSON reads as no text: check and repair see that
-        return None
+        inner, text = None, None
+    return {**(inner if isinstance(inner, dict) else {}), **metadata}, text if document is None else document
 
 
 def expected_metadata(chunk: Chunk) -> dict:

@@ -121,6 +121,27 @@ def test_check_finds_exactly_the_damage_and_repair_restores_the_same_search(make
            found_exactly=True, search_identical_after_repair=True)
 
 
+def test_metadata_altered_in_the_node_json_or_in_a_flat_filter_key_is_found_and_repaired(copied):
+    """Chroma keeps the title and the rest only in the node JSON, and flat only what filters
+    read: a change in either place is a mismatch, and repair writes the chunk again."""
+    collection = copied.store._collection()
+    live = sorted(copied.ledger.all_chunk_ids())
+    in_json, in_flat = live[0], live[-1]
+    [metadata] = collection.get(ids=[in_json], include=["metadatas"])["metadatas"]
+    assert "title" not in metadata and "source" in metadata
+    node = json.loads(metadata["_node_content"])
+    node["metadata"]["title"] = "Tampered title"
+    collection.update(ids=[in_json], metadatas=[{**metadata, "_node_content": json.dumps(node)}])
+    [metadata] = collection.get(ids=[in_flat], include=["metadatas"])["metadatas"]
+    collection.update(ids=[in_flat], metadatas=[{**metadata, "source": "Tampered source"}])
+
+    assert copied.check_index().mismatched == sorted([in_json, in_flat])
+    repaired = copied.repair_index()
+    assert repaired.after.ok and repaired.embedded == 2
+    stored = {chunk_id: metadata for chunk_id, metadata, _ in copied.store.records()}
+    assert stored[in_json]["title"] != "Tampered title" and stored[in_flat]["source"] != "Tampered source"
+
+
 def test_cli_check_exits_1_with_the_problems_and_0_once_repaired(copied, cli_env):
     service = copied
     chunk_id = sorted(service.ledger.all_chunk_ids())[0]

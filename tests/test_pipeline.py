@@ -109,11 +109,13 @@ def test_a_running_reader_finds_what_another_process_ingests(make_service, tmp_p
     assert dense.search("volcano eruption on the island")[0].doc_id == "volcano.txt"
 
 
-def test_chunks_are_llama_index_nodes_with_their_text_and_no_chroma_document(make_service, store_mode):
+def test_chunks_are_llama_index_nodes_with_their_text_and_only_filtered_keys_flat(make_service, store_mode):
     """The text lives in the node JSON, not in Chroma's document (which Chroma indexes for
     full-text search at ~2 ms a chunk); llama-index's own ChromaVectorStore reads the nodes whole."""
-    from llama_index.core.vector_stores.types import VectorStoreQuery
+    from llama_index.core.vector_stores.types import MetadataFilter, MetadataFilters, VectorStoreQuery
     from llama_index.vector_stores.chroma import ChromaVectorStore
+
+    from index.store import FILTERED
 
     service = make_service(**store_mode)
     service.ingest([SEEDS])
@@ -126,6 +128,15 @@ def test_chunks_are_llama_index_nodes_with_their_text_and_no_chroma_document(mak
     assert len(found.nodes) == 3
     for node in found.nodes:
         assert node.get_content() == texts[node.node_id] and node.metadata["title"] and node.ref_doc_id
+    # Flat beside the node JSON: only the keys filters read (the seed is undated: no
+    # published_days), and llama-index's own.
+    assert {key for m in stored["metadatas"] for key in m} == {
+        *FILTERED, "_node_content", "_node_type", "document_id", "ref_doc_id"} - {"published_days"}
+    only = found.nodes[0].metadata["source"]
+    filtered = ChromaVectorStore(chroma_collection=collection).query(VectorStoreQuery(
+        query_embedding=service.embedder.embed_query("Taiwan Strait"), similarity_top_k=50,
+        filters=MetadataFilters(filters=[MetadataFilter(key="source", value=only)])))
+    assert filtered.nodes and {node.metadata["source"] for node in filtered.nodes} == {only}
     if not store_mode:  # Chroma's full-text index holds nothing
         import sqlite3
 
