@@ -132,11 +132,14 @@ def test_chunks_are_llama_index_nodes_with_their_text_and_only_filtered_keys_fla
     # published_days), and llama-index's own.
     assert {key for m in stored["metadatas"] for key in m} == {
         *FILTERED, "_node_content", "_node_type", "document_id", "ref_doc_id"} - {"published_days"}
-    only = found.nodes[0].metadata["source"]
-    filtered = ChromaVectorStore(chroma_collection=collection).query(VectorStoreQuery(
-        query_embedding=service.embedder.embed_query("Taiwan Strait"), similarity_top_k=50,
-        filters=MetadataFilters(filters=[MetadataFilter(key="source", value=only)])))
-    assert filtered.nodes and {node.metadata["source"] for node in filtered.nodes} == {only}
+    def filtered(key, value):  # a llama-index metadata filter, which Chroma applies to the flat keys
+        return ChromaVectorStore(chroma_collection=collection).query(VectorStoreQuery(
+            query_embedding=service.embedder.embed_query("Taiwan Strait"), similarity_top_k=50,
+            filters=MetadataFilters(filters=[MetadataFilter(key=key, value=value)]))).nodes
+
+    source, title = found.nodes[0].metadata["source"], found.nodes[0].metadata["title"]
+    assert len(filtered("source", source)) == len(stored["ids"]) and filtered("source", "No such outlet") == []
+    assert filtered("title", title) == []  # in the node JSON only: not a filter any more
     if not store_mode:  # Chroma's full-text index holds nothing
         import sqlite3
 
