@@ -328,8 +328,9 @@ def stored_metadata(chunk: Chunk) -> dict:
     read it; only a llama-index metadata filter on one of them finds nothing."""
     from llama_index.core.vector_stores.utils import node_to_metadata_dict
 
-    flat = node_to_metadata_dict(expected_node(chunk), remove_text=False, flat_metadata=True)
-    copies = set(expected_metadata(chunk)) - set(FILTERED)
+    node = expected_node(chunk)
+    flat = node_to_metadata_dict(node, remove_text=False, flat_metadata=True)
+    copies = node.metadata.keys() - set(FILTERED)
     return {key: "" if value is None else value for key, value in flat.items() if key not in copies}
 
 

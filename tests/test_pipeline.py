@@ -132,6 +132,7 @@ def test_chunks_are_llama_index_nodes_with_their_text_and_only_filtered_keys_fla
     # published_days), and llama-index's own.
     assert {key for m in stored["metadatas"] for key in m} == {
         *FILTERED, "_node_content", "_node_type", "document_id", "ref_doc_id"} - {"published_days"}
+
     def filtered(key, value):  # a llama-index metadata filter, which Chroma applies to the flat keys
         return ChromaVectorStore(chroma_collection=collection).query(VectorStoreQuery(
             query_embedding=service.embedder.embed_query("Taiwan Strait"), similarity_top_k=50,
@@ -170,3 +171,16 @@ def test_an_index_with_texts_as_chroma_documents_still_checks_clean(make_service
     assert {chunk_id: text for chunk_id, _, text in service.store.records()} == texts
     assert service.check_index().ok
     assert "peace and stability in the Taiwan Strait" in service.ask("What did the 2+2 statement say about Taiwan?").answer
+
+
+def test_every_key_a_filter_asks_chroma_for_is_stored_flat():
+    """Chroma filters on flat keys only: one a filter names but `stored_metadata` left in the
+    node JSON would silently match nothing."""
+    import datetime as dt
+
+    from index.store import FILTERED
+    from qa.retrieve import Filters
+
+    where = Filters(dt.date(2022, 1, 1), dt.date(2022, 2, 1), ("Reuters",), ("a.txt",)).chroma_where()
+    asked = {key for clause in where["$and"] for key in clause}
+    assert asked == set(FILTERED)
