@@ -1,14 +1,17 @@
 """Splits an article into overlapping, sentence-aware chunks that fit the embedding window.
 
 llama-index's SentenceSplitter does the splitting; its token counter is the embedding model's
-own wordpiece tokenizer, so `chunk_size` means what the model will actually see.
+own wordpiece tokenizer, so `chunk_size` means what the model will actually see. Its sentences
+are its default ones (an untrained Punkt), found faster (`punkt`).
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
+from functools import cache
 from operator import itemgetter
 
 from index.documents import Article, Chunk
@@ -28,7 +31,8 @@ class Chunker:
         self._wordpieces = wordpieces
         self._article: _Pieces | None = None  # the article being split, under the lock
         self._lock = threading.Lock()
-        self._splitter = SentenceSplitter(chunk_size=chunk_size, chunk_overlap=chunk_overlap, tokenizer=self._count)
+        self._splitter = SentenceSplitter(chunk_size=chunk_size, chunk_overlap=chunk_overlap, tokenizer=self._count,
+                                          chunking_tokenizer_fn=_sentences)
 
     def _count(self, text: str):
         counted = self._article.count(text) if self._article is not None else None
@@ -105,6 +109,46 @@ class _Pieces:
 
 
 _start, _end = itemgetter(0), itemgetter(1)
+
+# A word of two or more letters, then ".", "?" or "!", then space and a token (see Punkt).
+_PLAIN_BREAK = re.compile(r"([^\W\d_]{2,})([.?!])\s+\S")
+
+
+def punkt():
+    """A Punkt sentence tokenizer as llama-index's SentenceSplitter makes its default one:
+    untrained (no abbreviations, collocations or sentence starters learnt)."""
+    from nltk.tokenize.punkt import PunktSentenceTokenizer
+
+    class Punkt(PunktSentenceTokenizer):
+        """Punkt asks `text_contains_sentbreak` of every ".", "?" or "!" with the word before it
+        and the token after; in pure Python that was ~75 % of splitting an article. For "word.
+        Next" the answer is yes unless "word" is a known abbreviation: the first pass marks a
+        period after any other word a break, and the second pass takes that back only for
+        collocations (checked: none), initials ("J."), numbers, abbreviations and ellipses, none
+        of which a run of two or more letters is. Such contexts are ~80 % of them in news text;
+        the rest go to Punkt's own code. Same splits on all 3,773 RealTime QA articles in ~45 %
+        of the time (tests/test_chunking.py compares a slice)."""
+
+        def text_contains_sentbreak(self, text: str) -> bool:
+            plain = _PLAIN_BREAK.match(text)
+            if plain and not self._params.collocations and \
+                    (plain[2] != "." or plain[1].lower() not in self._params.abbrev_types):
+                return True
+            return super().text_contains_sentbreak(text)
+
+    return Punkt()
+
+
+def _sentences(text: str) -> list[str]:
+    """The sentences of `text` as llama-index's default splits them (split_by_sentence_tokenizer):
+    each from its start to the next one's, whitespace kept."""
+    starts = [start for start, _ in _chunker_punkt().span_tokenize(text)]
+    return [text[start:end] for start, end in zip(starts, [*starts[1:], len(text)])]
+
+
+@cache
+def _chunker_punkt():
+    return punkt()
 
 
 def chunk_id(article: Article, index: int) -> str:

@@ -16,13 +16,9 @@ ABBREVIATIONS = {
 
 @lru_cache(maxsize=1)
 def _punkt():
-    import copy
+    from index.chunking import punkt
 
-    from llama_index.core.utils import globals_helper  # ships Punkt's data, so nothing is fetched
-
-    # A copy: llama-index's chunker shares the global tokenizer, and chunking must not change
-    # depending on whether a question was answered first in this process.
-    tokenizer = copy.deepcopy(globals_helper.punkt_tokenizer)
+    tokenizer = punkt()  # its own parameters: the chunker's Punkt must not learn these
     tokenizer._params.abbrev_types.update(ABBREVIATIONS)
     return tokenizer
 

@@ -93,3 +93,79 @@ def test_the_fast_count_gives_the_same_chunks(embedder):
         fast = Chunker(embedder.count_tokens, size, overlap, embedder.wordpieces)
         for article in (seed, long_article(), odd):
             assert [(c.start, c.end) for c in fast.split(article)] == [(c.start, c.end) for c in slow.split(article)]
+
+
+TRICKY = ("J. Smith met 3. the crowd... and then? yes! Mr. Brown said so. U.S. officials agreed. "
+          "It ended.\" He left.) (Sent one.) Sent two. Vote no. 5. Five were cast in 2021. The year "
+          "closed. E.g. this one. Zürich's café. Naïve. Again?! Really... Yes. A. B. Clarke wrote.\n\n"
+          "Dr. Jones, Sen. Ames and Gov. Lee spoke at 10 a.m. Friday. The U.N. met. Jan. 6 was cold.")
+
+
+def _corpus_slice(n: int) -> list[str]:
+    import gzip
+    import json
+    from pathlib import Path
+
+    import pytest
+
+    path = Path(__file__).resolve().parents[2] / "shared" / "bench" / "realtimeqa" / "articles.jsonl.gz"
+    if not path.exists():
+        pytest.skip(f"{path} is absent (the RealTime QA corpus is read from ../shared, never copied)")
+    with gzip.open(path, "rt") as lines:
+        return [json.loads(line).get("text") or "" for line, _ in zip(lines, range(n))]
+
+
+def _counting_punkt_calls(monkeypatch) -> list[str]:
+    """Patches Punkt's own text_contains_sentbreak to record the contexts that reach it."""
+    from nltk.tokenize.punkt import PunktSentenceTokenizer
+
+    asked, own = [], PunktSentenceTokenizer.text_contains_sentbreak
+    monkeypatch.setattr(PunktSentenceTokenizer, "text_contains_sentbreak", lambda self, text: asked.append(text) or own(self, text))
+    return asked
+
+
+def test_the_punkt_shortcut_splits_as_llama_index_default_does(monkeypatch):
+    """index/chunking.py's Punkt answers plain "word. Next" breaks itself; every split must stay
+    what llama-index's own default sentence tokenizer makes, and only the plain ones skip Punkt."""
+    from llama_index.core.node_parser.text.utils import split_by_sentence_tokenizer
+
+    from index.chunking import _chunker_punkt, _sentences
+
+    [seed] = list(Loader().load([SEEDS]))
+    texts = [TRICKY, ODD * 2, seed.text, long_article().text, ""]
+    reference = split_by_sentence_tokenizer()
+    assert [_sentences(t) for t in texts] == [reference(t) for t in texts]
+    asked = _counting_punkt_calls(monkeypatch)
+    contexts = [context for _, context in _chunker_punkt()._match_potential_end_contexts(TRICKY)]
+    sentences = _sentences(TRICKY)
+    assert 0 < len(asked) < len(contexts) / 2  # the shortcut answers most ...
+    assert {"J. Smith", "3. the", "crowd... and", "U.S. officials"} <= set(asked)  # ... Punkt the rest
+    assert "so. U.S." in contexts and "so. U.S." not in asked
+    assert "J. Smith met 3. the crowd... and then? " in sentences and "Mr. " in sentences  # untrained: no abbreviations
+
+
+def test_the_answerers_punkt_with_abbreviations_splits_as_plain_punkt_does():
+    """qa/sentences.py adds news abbreviations to its own Punkt: the shortcut must leave "Mr."
+    and "no." to Punkt, which keeps "Mr. Brown" together, and the chunker's Punkt learns none."""
+    from nltk.tokenize.punkt import PunktSentenceTokenizer
+
+    from index.chunking import _chunker_punkt
+    from qa.sentences import ABBREVIATIONS, _punkt, sentence_spans
+
+    plain = PunktSentenceTokenizer()
+    plain._params.abbrev_types.update(ABBREVIATIONS)
+    for text in (TRICKY, ODD * 2):
+        assert list(_punkt().span_tokenize(text)) == list(plain.span_tokenize(text))
+    sentences = [TRICKY[a:b] for a, b in sentence_spans(TRICKY)]
+    assert "Mr. Brown said so." in sentences and "Vote no. 5." in sentences
+    assert not _chunker_punkt()._params.abbrev_types
+
+
+def test_the_punkt_shortcut_on_a_slice_of_the_realtimeqa_corpus():
+    from llama_index.core.node_parser.text.utils import split_by_sentence_tokenizer
+
+    from index.chunking import _sentences
+
+    reference = split_by_sentence_tokenizer()
+    for text in _corpus_slice(300):
+        assert _sentences(text) == reference(text)
