@@ -104,14 +104,14 @@ TRICKY = ("J. Smith met 3. the crowd... and then? yes! Mr. Brown said so. U.S. o
 def _corpus_slice(n: int) -> list[str]:
     import gzip
     import json
-    from pathlib import Path
 
     import pytest
 
-    path = Path(__file__).resolve().parents[2] / "shared" / "bench" / "realtimeqa" / "articles.jsonl.gz"
-    if not path.exists():
-        pytest.skip(f"{path} is absent (the RealTime QA corpus is read from ../shared, never copied)")
-    with gzip.open(path, "rt") as lines:
+    from bench.corpus import ARTICLES
+
+    if not ARTICLES.exists():
+        pytest.skip(f"{ARTICLES} is absent (the RealTime QA corpus is read from ../shared, never copied)")
+    with gzip.open(ARTICLES, "rt") as lines:
         return [json.loads(line).get("text") or "" for line, _ in zip(lines, range(n))]
 
 
