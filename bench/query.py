@@ -5,9 +5,12 @@
 Opens the index in QA_DATA_DIR with QAService as `qa serve` does, warms it up with one search
 and one ask, then times `QAService.search` and the extractive `QAService.ask` over every
 question, each asked as of its date and embedded afresh (the question cache is emptied
-before each pass); p50 and p95 per repeat. With gold articles, also hit@10
-by bench/retrieval.py's `evaluate`: dense only, and as users get it (hybrid + dates).
-Prints one JSON line.
+before each pass); p50 and p95 per repeat. Filtered searches too: each question with the
+filters a user sets (published in the 30 days before its date; from the source with the
+most articles; within its gold article, or else the newest), as the retriever runs them and
+with Chroma's own filter for every one (`filtered_chroma_*`), in the same pass. With gold
+articles, also hit@10 by bench/retrieval.py's `evaluate`: dense only, and as users get it
+(hybrid + dates). Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -17,13 +20,15 @@ import datetime as dt
 import json
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import index.store  # noqa: E402
 from bench.measure import percentile  # noqa: E402
 from qa.answer import quotable  # noqa: E402
-from qa.retrieve import Retriever  # noqa: E402
+from qa.retrieve import Filters, Retriever  # noqa: E402
 from qa.service import QAService  # noqa: E402
 from qa.settings import Settings  # noqa: E402
 
@@ -40,9 +45,36 @@ def latencies_ms(service: QAService, call, questions: list[dict]) -> list[float]
     times = []
     for q in questions:
         began = time.perf_counter()
-        call(q["question"], as_of=as_of(q))
+        call(q["question"], as_of=as_of(q), **({"filters": q["filters"]} if "filters" in q else {}))
         times.append((time.perf_counter() - began) * 1000)
     return times
+
+
+def filtered_searches(service: QAService, questions: list[dict]) -> list[tuple[dict, Filters]]:
+    """(question, filters) for each filter a user might set on it."""
+    articles = service.ledger.list()  # newest first
+    sources = Counter(doc["source"] for doc in articles if doc.get("source"))
+    searches = []
+    for q in questions:
+        if as_of(q):
+            searches.append((q, Filters(since=as_of(q) - dt.timedelta(days=30), until=as_of(q))))
+        if sources:
+            searches.append((q, Filters(sources=(sources.most_common(1)[0][0],))))
+        if q.get("evidence_doc_ids") or articles:
+            searches.append((q, Filters(doc_ids=tuple(q.get("evidence_doc_ids") or [articles[0]["id"]]))))
+    return searches
+
+
+def filtered_ms(service: QAService, searches: list[tuple[dict, Filters]], chroma: bool) -> list[float]:
+    """Search latencies with filters; `chroma`: every filter applied by Chroma, as before 2026-12-07."""
+    exact_among, overfetch_most = index.store.EXACT_AMONG, index.store.OVERFETCH_MOST
+    if chroma:
+        index.store.EXACT_AMONG, index.store.OVERFETCH_MOST = -1, 0
+    try:
+        return latencies_ms(service, service.search,
+                            [dict(q, filters=filters) for q, filters in searches])
+    finally:
+        index.store.EXACT_AMONG, index.store.OVERFETCH_MOST = exact_among, overfetch_most
 
 
 def hits(service: QAService, questions: list[dict]) -> dict:
@@ -68,12 +100,17 @@ def main() -> None:
     service.embedder.speed_up_short_texts()  # as `qa serve` does
     service.search(questions[0]["question"], as_of=as_of(questions[0]))  # loads the model, the store, BM25
     service.ask(questions[0]["question"], as_of=as_of(questions[0]))
+    searches = filtered_searches(service, questions)
     runs = []
     for _ in range(args.repeats):
         search, ask = latencies_ms(service, service.search, questions), latencies_ms(service, service.ask, questions)
         runs.append({"search_p50_ms": percentile(search, 0.5), "search_p95_ms": percentile(search, 0.95),
                      "ask_p50_ms": percentile(ask, 0.5), "ask_p95_ms": percentile(ask, 0.95)})
-    print(json.dumps({"questions": len(questions), "chunks": service.store.count(), "runs": runs,
+        if searches:
+            filtered, chroma = filtered_ms(service, searches, chroma=False), filtered_ms(service, searches, chroma=True)
+            runs[-1].update({"filtered_p50_ms": percentile(filtered, 0.5), "filtered_p95_ms": percentile(filtered, 0.95),
+                             "filtered_chroma_p50_ms": percentile(chroma, 0.5), "filtered_chroma_p95_ms": percentile(chroma, 0.95)})
+    print(json.dumps({"questions": len(questions), "filtered_searches": len(searches), "chunks": service.store.count(), "runs": runs,
                       "hit@10": hits(service, questions)}))
 
 

@@ -54,6 +54,18 @@ class _State:
     sources: np.ndarray
 
     @cached_property
+    def position(self) -> dict[str, int]:
+        return {chunk_id: i for i, chunk_id in enumerate(self.chunk_ids)}
+
+    @cached_property
+    def source_codes(self) -> tuple[dict[str, int], np.ndarray]:
+        return _codes(self.sources)
+
+    @cached_property
+    def doc_codes(self) -> tuple[dict[str, int], np.ndarray]:
+        return _codes(self.doc_ids)
+
+    @cached_property
     def vocab(self) -> dict[str, int]:
         return {term: i for i, term in enumerate(self.rows.vocab)}
 
@@ -153,22 +165,20 @@ class KeywordIndex:
         terms = [state.vocab[word] for word in words if word in state.vocab]
         if not terms:
             return []
-        mask = np.ones(len(state.chunk_ids), dtype=bool)
-        if since_days is not None:
-            mask &= state.days >= since_days
-        if until_days is not None:
-            mask &= (state.days <= until_days) & (state.days >= 0)
-        if sources:
-            mask &= np.isin(state.sources, list(sources))
-        if doc_ids:
-            mask &= np.isin(state.doc_ids, list(doc_ids))
-        scores = np.where(mask, state.scores(terms), 0.0)
+        scores = np.where(_mask(state, since_days, until_days, sources, doc_ids), state.scores(terms), 0.0)
         picked = _best(scores, k)
         if window is not None and window_k:
             in_window = (state.days >= window[0]) & (state.days <= window[1])
             picked = np.union1d(picked, _best(np.where(in_window, scores, 0.0), window_k))
         order = picked[np.argsort(-scores[picked], kind="stable")]
         return [(state.chunk_ids[i], float(scores[i])) for i in order]
+
+    def passing(self, ledger: Ledger, since_days: int | None = None, until_days: int | None = None,
+                sources: set[str] | None = None, doc_ids: set[str] | None = None,
+                generation: int | None = None) -> Passing:
+        """The chunks that pass the filters `search` takes (the dense search uses it, index/store.py)."""
+        state = self._current(ledger, generation)
+        return Passing(state, _mask(state, since_days, until_days, sources, doc_ids))
 
     def _current(self, ledger: Ledger, generation: int | None = None) -> _State:
         generation = ledger.generation() if generation is None else generation
@@ -220,6 +230,45 @@ class KeywordIndex:
             np.array([days_since_epoch(m["published"]) or -1 for _, _, m in entries], dtype=np.int64),
             np.array([m["source"] or "" for _, _, m in entries], dtype=object),
         )
+
+
+class Passing:
+    """The chunks that pass a search's filters, as the keyword index knows them from the ledger:
+    their number, their share of all chunks, their ids, and a membership test."""
+
+    def __init__(self, state: _State, mask: np.ndarray):
+        self._state, self._mask = state, mask
+        self.count = int(mask.sum())
+        self.share = self.count / max(len(mask), 1)
+
+    def __contains__(self, chunk_id: str) -> bool:
+        i = self._state.position.get(chunk_id)
+        return i is not None and bool(self._mask[i])
+
+    def ids(self) -> list[str]:
+        return [self._state.chunk_ids[i] for i in np.flatnonzero(self._mask)]
+
+
+def _mask(state: _State, since_days: int | None, until_days: int | None, sources: set[str] | None,
+          doc_ids: set[str] | None) -> np.ndarray:
+    """Which chunks pass: published on or after `since_days` and on or before `until_days` (an
+    undated chunk passes neither), from one of `sources`, of one of `doc_ids`."""
+    mask = np.ones(len(state.chunk_ids), dtype=bool)
+    if since_days is not None:
+        mask &= state.days >= since_days
+    if until_days is not None:
+        mask &= (state.days <= until_days) & (state.days >= 0)
+    for wanted, (code_of, codes) in ((sources, state.source_codes), (doc_ids, state.doc_codes)):
+        if wanted:
+            mask &= np.isin(codes, [code_of[value] for value in wanted if value in code_of])
+    return mask
+
+
+def _codes(values: np.ndarray) -> tuple[dict[str, int], np.ndarray]:
+    """Each distinct value's code, and each row's: np.isin on strings took ~5 ms at 47k chunks,
+    on these codes a tenth of that."""
+    distinct, codes = np.unique(values.astype(str), return_inverse=True)
+    return {value: i for i, value in enumerate(distinct.tolist())}, codes
 
 
 def counts_of(texts: list[str]) -> _Counts:

@@ -58,6 +58,11 @@ class Filters:
         until = min(filter(None, (self.until, date_range.end)))
         return Filters(since, until, self.sources, self.doc_ids)
 
+    def limits(self) -> dict:
+        """The filters as the keyword index takes them (KeywordIndex.search and .passing)."""
+        return dict(since_days=days_since_epoch(self.since), until_days=days_since_epoch(self.until),
+                    sources=set(self.sources) or None, doc_ids=set(self.doc_ids) or None)
+
     def chroma_where(self) -> dict | None:
         clauses = []
         if self.since:
@@ -166,14 +171,16 @@ class Retriever:
     def _candidates(self, question: str, filters: Filters, window: tuple[dt.date, dt.date] | None,
                     generation: int) -> dict[str, dict]:
         ranks: dict[str, dict] = {}
-        dense = self.store.nearest(self.embedder.embed_query(question), CANDIDATES, where=filters.chroma_where()) if self.use["dense"] else []
+        where = filters.chroma_where()
+        dense = self.store.nearest(
+            self.embedder.embed_query(question), CANDIDATES, where=where,
+            among=self.keywords.passing(self.ledger, **filters.limits(), generation=generation) if where else None,
+        ) if self.use["dense"] else []
         for rank, (chunk_id, score) in enumerate(sorted(dense, key=lambda hit: -hit[1]), start=1):
             ranks.setdefault(chunk_id, {})["dense_rank"] = rank
             ranks[chunk_id]["dense_score"] = round(score, 4)
         keyword = self.keywords.search(
-            question, CANDIDATES, self.ledger,
-            since_days=days_since_epoch(filters.since), until_days=days_since_epoch(filters.until),
-            sources=set(filters.sources) or None, doc_ids=set(filters.doc_ids) or None,
+            question, CANDIDATES, self.ledger, **filters.limits(),
             # one BM25 model scores both lists: merged by score, a window hit ranks where it would
             # have in a longer list of the candidates
             window=window and (days_since_epoch(window[0]), days_since_epoch(window[1])), window_k=WINDOW_CANDIDATES,

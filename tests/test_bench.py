@@ -49,7 +49,8 @@ def assert_figures(section: dict, names: tuple[str, ...], zero: bool = False) ->
 
 INGEST = ("seconds", "wall_seconds", "chunks_per_second", "raw_encode_seconds", "raw_load_seconds",
           "raw_chunks_per_second", "ratio", "ratio_with_load", "peak_rss_mb", "raw_peak_rss_mb")
-QUERY = ("search_p50_ms", "search_p95_ms", "ask_p50_ms", "ask_p95_ms")
+QUERY = ("search_p50_ms", "search_p95_ms", "ask_p50_ms", "ask_p95_ms",
+         "filtered_p50_ms", "filtered_p95_ms", "filtered_chroma_p50_ms", "filtered_chroma_p95_ms")
 COLDSTART = ("ask_seconds", "import_seconds", "ratio")
 SERVER = ("startup_seconds", "single_p50_ms", "concurrent_p50_ms", "concurrent_p95_ms", "answers_per_second", "p95_ratio",
           "peak_rss_mb")
@@ -78,6 +79,7 @@ def test_bench_on_the_seed_corpus(tmp_path):
     assert "Where `qa ingest`'s time goes" in (tmp_path / "benchmarks.md").read_text()
     query = seed["query"]["torch"]
     assert query["questions"] == 3 and query["chunks"] == ingest["chunks"] and query["hit@10"] == {}
+    assert query["filtered_searches"] == 3  # each question within the seed's one article (it has no source or date)
     assert_figures(query, QUERY)
     assert {g["goal"] for g in results["goals"]} >= {"extractive ask p50 ≤ 100 ms (torch)"}
     assert all(set(g) == {"goal", "target", "unit", "figure", "size", "met"} for g in results["goals"])

@@ -184,3 +184,21 @@ def test_every_key_a_filter_asks_chroma_for_is_stored_flat():
     where = Filters(dt.date(2022, 1, 1), dt.date(2022, 2, 1), ("Reuters",), ("a.txt",)).chroma_where()
     asked = {key for clause in where["$and"] for key in clause}
     assert asked == set(FILTERED)
+
+
+@pytest.mark.parametrize("exact_among", [400, 0])  # few passing chunks: their vectors compared here; else the unfiltered nearest
+def test_a_filtered_search_from_either_store(make_service, tmp_path, store_mode, monkeypatch, exact_among):
+    import index.store
+    from qa.retrieve import Filters
+
+    monkeypatch.setattr(index.store, "EXACT_AMONG", exact_among)
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text(json.dumps({"id": "strait", "title": "Ferries cross the strait", "source": "example.com",
+                                "text": "Ferries crossed the Taiwan Strait again after the storm passed."}) + "\n", encoding="utf-8")
+    service = make_service(**store_mode)
+    service.ingest([SEEDS, feed])
+    for doc_id in ("strait", "000_816be8fe4ddfb075.txt"):
+        passages = service.search("Taiwan Strait", top_k=5, filters=Filters(doc_ids=(doc_id,)))
+        assert passages and {p.doc_id for p in passages} == {doc_id} and "dense_rank" in passages[0].why
+    [passage] = service.search("Taiwan Strait", top_k=5, filters=Filters(sources=("example.com",)))
+    assert passage.doc_id == "strait" and "dense_rank" in passage.why

@@ -186,3 +186,57 @@ def test_keyword_best_picks_the_top_positive_scores(values, k):
     picked = _best(scores, k)
     positive = sorted(scores[scores > 0], reverse=True)
     assert sorted(scores[picked], reverse=True) == positive[:k]
+
+
+FILTERED = [Filters(since=dt.date(2022, 1, 1)), Filters(until=dt.date(2021, 12, 31)), Filters(sources=("cnn.com",)),
+            Filters(doc_ids=("budget", "undated")), Filters(sources=("cnn.com",), since=dt.date(2022, 6, 11)),
+            Filters(sources=("nowhere.com",))]
+
+
+@pytest.mark.parametrize("exact_among, overfetch_most, slack, path", [
+    (400, 2400, 1.5, "exact"),  # a few passing chunks: their vectors, compared here
+    (0, 2400, 1.5, "unfiltered"),  # a larger share: the nearest of all chunks, those that pass
+    (0, 0, 1.5, "chroma"),  # too few of them for that: Chroma's own filter
+    (0, 8, 0.01, "unfiltered, then chroma"),  # the nearest held too few that pass
+])
+def test_a_filtered_dense_search_finds_what_chromas_filter_finds(service, monkeypatch, exact_among, overfetch_most, slack, path):
+    import index.store
+
+    monkeypatch.setattr(index.store, "EXACT_AMONG", exact_among)
+    monkeypatch.setattr(index.store, "OVERFETCH_MOST", overfetch_most)
+    monkeypatch.setattr(index.store, "SLACK", slack)
+    store, keywords = service.store, service.retriever.keywords
+    collection = store._collection()
+    calls = []
+    for name in ("query", "get"):
+        def spy(*args, _real=getattr(collection, name), _name=name, **kwargs):
+            calls.append((_name, kwargs.get("where"), kwargs.get("n_results")))
+            return _real(*args, **kwargs)
+        monkeypatch.setattr(collection, name, spy)
+    vector = service.embedder.embed_query("Which river flooded the town?")
+    fell_back = 0
+    for filters in FILTERED:
+        where = filters.chroma_where()
+        theirs = store.nearest(vector, 8, where=where)
+        among = keywords.passing(service.ledger, **filters.limits())
+        nearest = store.nearest(vector, 8)
+        calls.clear()
+        ours = store.nearest(vector, 8, where=where, among=among)
+        assert [chunk_id for chunk_id, _ in ours] == [chunk_id for chunk_id, _ in theirs], filters
+        assert [score for _, score in ours] == pytest.approx([score for _, score in theirs], abs=1e-4)
+        assert all(chunk_id in among for chunk_id, _ in ours) and len(ours) == min(8, among.count)
+        if not among.count:
+            assert ours == [] and calls == []  # nothing passes: Chroma is not asked
+        elif path == "exact":
+            assert calls == [("get", None, None)], filters
+        elif path == "unfiltered":
+            assert calls and all(name == "query" and not where for name, where, _ in calls), filters
+            assert calls[0][2] >= 8 / among.share  # asked for enough neighbours that 8 could pass
+        elif path == "chroma":
+            assert calls == [("query", where, 8)], filters
+        else:  # at most 8 unfiltered neighbours: Chroma filters when one of the 8 nearest fails
+            unfiltered = [call for call in calls if call[0] == "query" and not call[1]]
+            falls_back = any(chunk_id not in among for chunk_id, _ in nearest)
+            assert unfiltered and calls == unfiltered + ([("query", where, 8)] if falls_back else []), filters
+            fell_back += falls_back
+    assert fell_back or path != "unfiltered, then chroma"
