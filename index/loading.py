@@ -44,8 +44,9 @@ class Loader:
             path = Path(raw)
             if path.is_dir():
                 files = sorted(p for p in path.rglob("*") if p.is_file() and suffix_of(p) in SUFFIXES)
-                if not files:
-                    yield IngestError(str(path), "no supported files in this folder (" + ", ".join(sorted(SUFFIXES)) + ")")
+                if not files:  # more often a wrong path than a wish to delete everything: --prune keeps all
+                    yield IngestError(str(path), "no supported files in this folder (" + ", ".join(sorted(SUFFIXES)) +
+                                      "); --prune removes nothing for it (`qa delete ID` removes an article)")
                 root = str(path.resolve())
                 for file in files:
                     yield from self._load_file(file, file.relative_to(path).as_posix(), root)

@@ -62,6 +62,12 @@ def test_delete_and_prune(make_service, tmp_path):
     assert (report.count("added"), report.count("unchanged"), report.count("deleted")) == (1, 1, 1)
     assert {d["id"] for d in service.documents()} == {"a.txt", "b.txt"} and consistent(service)
     assert "c.txt" not in {p.doc_id for p in service.search("grapes", top_k=5)}
+    for name in ("a.txt", "b.txt"):
+        (folder / name).unlink()
+    report = service.ingest([folder], prune=True)  # an empty folder is more often a wrong path
+    assert report.count("failed") == 1 and report.count("deleted") == 0
+    assert "--prune removes nothing" in report.results[0].message
+    assert {d["id"] for d in service.documents()} == {"a.txt", "b.txt"} and consistent(service)
 
 
 def test_only_one_version_counts_at_every_step_of_a_replacement(make_service, embedder):
