@@ -107,6 +107,13 @@ def _backends(results: dict) -> list[str]:
 
 # -- tables --------------------------------------------------------------------------------------------------
 
+def _pair(query: dict, name: str) -> str:
+    """`p50 / p95` of a query figure pair, or "–" for runs before it was measured."""
+    if f"{name}_p50_ms" not in query:
+        return "–"
+    return f"{fmt(query[f'{name}_p50_ms'])} / {fmt(query[f'{name}_p95_ms'])}"
+
+
 def fmt(figure, digits: int = 1) -> str:
     """`median (min–max)`, or the median alone when the runs agree (or there was one)."""
     if figure is None:
@@ -199,8 +206,7 @@ def render(results: dict) -> str:
          "filtered search p50 / p95 ms", "with Chroma's filter p50 / p95 ms", "hit@10 dense", "hit@10 default"],
         [[_label(results, size, "query"), backend, str(q["chunks"]), str(q["questions"]), fmt(q["search_p50_ms"]), fmt(q["search_p95_ms"]),
           fmt(q["ask_p50_ms"]), fmt(q["ask_p95_ms"]),
-          f"{fmt(q.get('filtered_p50_ms'))} / {fmt(q.get('filtered_p95_ms'))}",
-          f"{fmt(q.get('filtered_chroma_p50_ms'))} / {fmt(q.get('filtered_chroma_p95_ms'))}",
+          _pair(q, "filtered"), _pair(q, "filtered_chroma"),
           pct(q["hit@10"].get("dense")), pct(q["hit@10"].get("default"))]
          for size, s in sizes.items() for backend, q in s.get("query", {}).items()])
     lines += ["### Cold start: `qa ask` from process start to answer", ""]
