@@ -309,7 +309,7 @@ class ChromaStore:
         else, instead of llama-index's query, which also fetches and parses every node.
 
         `where` filters in Chroma, which reads every chunk id it lets through from SQLite for
-        each query: 40-290 ms at 47k chunks, against 3.5 ms unfiltered (docs/benchmarks.md).
+        each query: 30-290 ms at 47k chunks, against 3.5 ms unfiltered (docs/benchmarks.md).
         `among`, the chunks the same filter passes as the keyword index knows them, spares that:
         a few passing chunks are compared exactly, and a large share of them is picked from the
         unfiltered nearest, asked for enough of them that top_k pass. Chroma filters only
