@@ -45,7 +45,7 @@ def latencies_ms(service: QAService, call, questions: list[dict]) -> list[float]
     times = []
     for q in questions:
         began = time.perf_counter()
-        call(q["question"], as_of=as_of(q), **({"filters": q["filters"]} if "filters" in q else {}))
+        call(q["question"], as_of=as_of(q), filters=q.get("filters"))
         times.append((time.perf_counter() - began) * 1000)
     return times
 
@@ -71,8 +71,7 @@ def filtered_ms(service: QAService, searches: list[tuple[dict, Filters]], chroma
     if chroma:
         index.store.EXACT_AMONG, index.store.OVERFETCH_MOST = -1, 0
     try:
-        return latencies_ms(service, service.search,
-                            [dict(q, filters=filters) for q, filters in searches])
+        return latencies_ms(service, service.search, [dict(q, filters=filters) for q, filters in searches])
     finally:
         index.store.EXACT_AMONG, index.store.OVERFETCH_MOST = exact_among, overfetch_most
 

@@ -150,22 +150,21 @@ class KeywordIndex:
         name = pointer.read_text().strip() if pointer.exists() else ""
         return int(name[1:]) if name.startswith("g") and name[1:].isdigit() else None
 
-    def search(self, query: str, k: int, ledger: Ledger, since_days: int | None = None, until_days: int | None = None,
-               sources: set[str] | None = None, doc_ids: set[str] | None = None,
+    def search(self, query: str, k: int, ledger: Ledger, among: Passing | None = None,
                window: tuple[int, int] | None = None, window_k: int = 0,
                generation: int | None = None) -> list[tuple[str, float]]:
-        """(chunk id, BM25 score), best first: the k best chunks that pass the filters and, with
-        `window` (days since 1970, both ends included), the window_k best published in it too.
-        One scoring of the corpus serves both picks. `generation`: the ledger's, where the caller
-        has just read it."""
-        state = self._current(ledger, generation)
+        """(chunk id, BM25 score), best first: the k best chunks (of those `among`, the chunks a
+        filter passes, from `passing`) and, with `window` (days since 1970, both ends included),
+        the window_k best published in it too. One scoring of the corpus serves both picks.
+        `generation`: the ledger's, where the caller has just read it."""
+        state = among.state if among is not None else self._current(ledger, generation)
         if not state.chunk_ids:
             return []
         words = _tokenizer().tokenize([query], return_as="string", show_progress=False)[0]
         terms = [state.vocab[word] for word in words if word in state.vocab]
         if not terms:
             return []
-        scores = np.where(_mask(state, since_days, until_days, sources, doc_ids), state.scores(terms), 0.0)
+        scores = state.scores(terms) if among is None else np.where(among.mask, state.scores(terms), 0.0)
         picked = _best(scores, k)
         if window is not None and window_k:
             in_window = (state.days >= window[0]) & (state.days <= window[1])
@@ -176,7 +175,7 @@ class KeywordIndex:
     def passing(self, ledger: Ledger, since_days: int | None = None, until_days: int | None = None,
                 sources: set[str] | None = None, doc_ids: set[str] | None = None,
                 generation: int | None = None) -> Passing:
-        """The chunks that pass the filters `search` takes (the dense search uses it, index/store.py)."""
+        """The chunks that pass these filters, for `search` and the dense search (index/store.py)."""
         state = self._current(ledger, generation)
         return Passing(state, _mask(state, since_days, until_days, sources, doc_ids))
 
@@ -237,16 +236,16 @@ class Passing:
     their number, their share of all chunks, their ids, and a membership test."""
 
     def __init__(self, state: _State, mask: np.ndarray):
-        self._state, self._mask = state, mask
+        self.state, self.mask = state, mask  # the index it was read from, which `search` then scores
         self.count = int(mask.sum())
         self.share = self.count / max(len(mask), 1)
 
     def __contains__(self, chunk_id: str) -> bool:
-        i = self._state.position.get(chunk_id)
-        return i is not None and bool(self._mask[i])
+        i = self.state.position.get(chunk_id)
+        return i is not None and bool(self.mask[i])
 
     def ids(self) -> list[str]:
-        return [self._state.chunk_ids[i] for i in np.flatnonzero(self._mask)]
+        return [self.state.chunk_ids[i] for i in np.flatnonzero(self.mask)]
 
 
 def _mask(state: _State, since_days: int | None, until_days: int | None, sources: set[str] | None,

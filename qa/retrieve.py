@@ -59,7 +59,7 @@ class Filters:
         return Filters(since, until, self.sources, self.doc_ids)
 
     def limits(self) -> dict:
-        """The filters as the keyword index takes them (KeywordIndex.search and .passing)."""
+        """The filters as the keyword index takes them (KeywordIndex.passing)."""
         return dict(since_days=days_since_epoch(self.since), until_days=days_since_epoch(self.until),
                     sources=set(self.sources) or None, doc_ids=set(self.doc_ids) or None)
 
@@ -172,15 +172,15 @@ class Retriever:
                     generation: int) -> dict[str, dict]:
         ranks: dict[str, dict] = {}
         where = filters.chroma_where()
-        dense = self.store.nearest(
-            self.embedder.embed_query(question), CANDIDATES, where=where,
-            among=self.keywords.passing(self.ledger, **filters.limits(), generation=generation) if where else None,
-        ) if self.use["dense"] else []
+        # the chunks the filters pass, read once for both lists from the keyword index
+        among = self.keywords.passing(self.ledger, **filters.limits(), generation=generation) if where else None
+        dense = self.store.nearest(self.embedder.embed_query(question), CANDIDATES, where=where, among=among) \
+            if self.use["dense"] else []
         for rank, (chunk_id, score) in enumerate(sorted(dense, key=lambda hit: -hit[1]), start=1):
             ranks.setdefault(chunk_id, {})["dense_rank"] = rank
             ranks[chunk_id]["dense_score"] = round(score, 4)
         keyword = self.keywords.search(
-            question, CANDIDATES, self.ledger, **filters.limits(),
+            question, CANDIDATES, self.ledger, among,
             # one BM25 model scores both lists: merged by score, a window hit ranks where it would
             # have in a longer list of the candidates
             window=window and (days_since_epoch(window[0]), days_since_epoch(window[1])), window_k=WINDOW_CANDIDATES,
