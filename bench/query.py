@@ -25,7 +25,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import index.store  # noqa: E402
 from bench.measure import percentile  # noqa: E402
 from qa.answer import quotable  # noqa: E402
 from qa.retrieve import Filters, Retriever  # noqa: E402
@@ -66,14 +65,15 @@ def filtered_searches(service: QAService, questions: list[dict]) -> list[tuple[d
 
 
 def filtered_ms(service: QAService, searches: list[tuple[dict, Filters]], chroma: bool) -> list[float]:
-    """Search latencies with filters; `chroma`: every filter applied by Chroma, as before 2026-12-07."""
-    exact_among, overfetch_most = index.store.EXACT_AMONG, index.store.OVERFETCH_MOST
+    """Search latencies with filters; `chroma`: every filter applied by Chroma's `where`, as
+    before 2026-12-07 (the store is not told which chunks pass)."""
+    store = service.store
     if chroma:
-        index.store.EXACT_AMONG, index.store.OVERFETCH_MOST = -1, 0
+        store.nearest = lambda embedding, top_k, where=None, among=None: type(store).nearest(store, embedding, top_k, where)
     try:
         return latencies_ms(service, service.search, [dict(q, filters=filters) for q, filters in searches])
     finally:
-        index.store.EXACT_AMONG, index.store.OVERFETCH_MOST = exact_among, overfetch_most
+        store.__dict__.pop("nearest", None)
 
 
 def hits(service: QAService, questions: list[dict]) -> dict:

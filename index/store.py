@@ -42,10 +42,12 @@ PAGE = 1000  # ids read from the collection a page at a time
 REOPEN_EVERY = 1.0
 # A filtered search (`nearest` with `among`): up to EXACT_AMONG passing chunks are compared
 # exactly; a larger share is looked for among the SLACK * top_k / share nearest of all chunks,
-# then four times as many, up to OVERFETCH_MOST; else Chroma filters. At 47k chunks, reading
-# 400 vectors by id takes ~24 ms, 2,400 unfiltered neighbours ~16 ms, Chroma's filter 30-290 ms.
+# then four times as many, up to OVERFETCH_MOST; else Chroma searches among the passing ids. At
+# 47k chunks: reading 400 vectors by id and comparing them ~12 ms, 1,000 unfiltered neighbours
+# ~9 ms, a search among 800-6,400 ids 7-12 ms (among fewer up to 32 ms, as its graph search
+# passes over more chunks that fail; among 20-35k, 20-27 ms), Chroma's `where` 30-290 ms.
 EXACT_AMONG = 400
-OVERFETCH_MOST = 2400
+OVERFETCH_MOST = 1000
 SLACK = 1.5
 
 
@@ -311,9 +313,10 @@ class ChromaStore:
         `where` filters in Chroma, which reads every chunk id it lets through from SQLite for
         each query: 30-290 ms at 47k chunks, against 3.5 ms unfiltered (docs/benchmarks.md).
         `among`, the chunks the same filter passes as the keyword index knows them, spares that:
-        a few passing chunks are compared exactly, and a large share of them is picked from the
-        unfiltered nearest, asked for enough of them that top_k pass. Chroma filters only
-        between the two, or when the unfiltered nearest held fewer than top_k passing chunks."""
+        a few passing chunks are compared exactly, a large share of them is picked from the
+        unfiltered nearest (asked for enough of them that top_k pass), and otherwise Chroma
+        searches among their ids. `where` is left to Chroma only when an id the keyword index
+        passes is not in this client's collection (another process's change not seen yet)."""
         if where and among is not None:
             if among.count <= EXACT_AMONG:
                 return self._exact(embedding, top_k, among.ids())
@@ -322,14 +325,21 @@ class ChromaStore:
                 kept = [hit for hit in found if hit[0] in among][:top_k]
                 if len(kept) == top_k or len(found) < wanted:  # fewer found: every chunk was looked at
                     return kept
+            try:
+                return self._query(embedding, top_k, ids=among.ids())
+            except BackendUnavailableError:
+                raise
+            except StoreError:  # Chroma refuses ids it does not hold; its own filter skips them
+                pass
         return self._query(embedding, top_k, where)
 
-    def _query(self, embedding: list[float], top_k: int, where: dict | None = None) -> list[tuple[str, float]]:
+    def _query(self, embedding: list[float], top_k: int, where: dict | None = None,
+               ids: list[str] | None = None) -> list[tuple[str, float]]:
         with self._using("searching"):
             collection = self._collection()
             if collection is None:
                 return []
-            found = collection.query(query_embeddings=[embedding], n_results=top_k, where=where or None,
+            found = collection.query(query_embeddings=[embedding], n_results=top_k, where=where or None, ids=ids,
                                      include=["distances"])
         return [(chunk_id, 1.0 - distance) for chunk_id, distance in zip(found["ids"][0], found["distances"][0])]
 

@@ -186,12 +186,17 @@ def test_every_key_a_filter_asks_chroma_for_is_stored_flat():
     assert asked == set(FILTERED)
 
 
-@pytest.mark.parametrize("exact_among", [400, 0])  # few passing chunks: their vectors compared here; else the unfiltered nearest
-def test_a_filtered_search_from_either_store(make_service, tmp_path, store_mode, monkeypatch, exact_among):
+@pytest.mark.parametrize("exact_among, overfetch_most", [
+    (400, 1000),  # few passing chunks: their vectors compared here
+    (0, 1000),  # else the unfiltered nearest that pass
+    (0, 0),  # else Chroma searches among the passing ids
+])
+def test_a_filtered_search_from_either_store(make_service, tmp_path, store_mode, monkeypatch, exact_among, overfetch_most):
     import index.store
     from qa.retrieve import Filters
 
     monkeypatch.setattr(index.store, "EXACT_AMONG", exact_among)
+    monkeypatch.setattr(index.store, "OVERFETCH_MOST", overfetch_most)
     feed = tmp_path / "feed.jsonl"
     feed.write_text(json.dumps({"id": "strait", "title": "Ferries cross the strait", "source": "example.com",
                                 "text": "Ferries crossed the Taiwan Strait again after the storm passed."}) + "\n", encoding="utf-8")
@@ -202,3 +207,8 @@ def test_a_filtered_search_from_either_store(make_service, tmp_path, store_mode,
         assert passages and {p.doc_id for p in passages} == {doc_id} and "dense_rank" in passages[0].why
     [passage] = service.search("Taiwan Strait", top_k=5, filters=Filters(sources=("example.com",)))
     assert passage.doc_id == "strait" and "dense_rank" in passage.why
+    # its vectors gone from Chroma behind the ledger's back (as when another process deleted it
+    # and this one has not followed yet): no error, only its keyword match is left
+    service.store._collection().delete(where={"doc_id": "strait"})
+    [passage] = service.search("Taiwan Strait", top_k=5, filters=Filters(sources=("example.com",)))
+    assert passage.doc_id == "strait" and "dense_rank" not in passage.why and "keyword_rank" in passage.why

@@ -194,10 +194,10 @@ FILTERED = [Filters(since=dt.date(2022, 1, 1)), Filters(until=dt.date(2021, 12, 
 
 
 @pytest.mark.parametrize("exact_among, overfetch_most, slack, path", [
-    (400, 2400, 1.5, "exact"),  # a few passing chunks: their vectors, compared here
-    (0, 2400, 1.5, "unfiltered"),  # a larger share: the nearest of all chunks, those that pass
-    (0, 0, 1.5, "chroma"),  # too few of them for that: Chroma's own filter
-    (0, 8, 0.01, "unfiltered, then chroma"),  # the nearest held too few that pass
+    (400, 1000, 1.5, "exact"),  # a few passing chunks: their vectors, compared here
+    (0, 1000, 1.5, "unfiltered"),  # a larger share: the nearest of all chunks, those that pass
+    (0, 0, 1.5, "ids"),  # too small a share for that: Chroma searches among the passing ids
+    (0, 8, 0.01, "unfiltered, then ids"),  # the nearest held too few that pass
 ])
 def test_a_filtered_dense_search_finds_what_chromas_filter_finds(service, monkeypatch, exact_among, overfetch_most, slack, path):
     import index.store
@@ -210,7 +210,7 @@ def test_a_filtered_dense_search_finds_what_chromas_filter_finds(service, monkey
     calls = []
     for name in ("query", "get"):
         def spy(*args, _real=getattr(collection, name), _name=name, **kwargs):
-            calls.append((_name, kwargs.get("where"), kwargs.get("n_results")))
+            calls.append((_name, kwargs.get("where"), kwargs.get("n_results"), kwargs.get("ids") and sorted(kwargs["ids"])))
             return _real(*args, **kwargs)
         monkeypatch.setattr(collection, name, spy)
     vector = service.embedder.embed_query("Which river flooded the town?")
@@ -225,18 +225,38 @@ def test_a_filtered_dense_search_finds_what_chromas_filter_finds(service, monkey
         assert [chunk_id for chunk_id, _ in ours] == [chunk_id for chunk_id, _ in theirs], filters
         assert [score for _, score in ours] == pytest.approx([score for _, score in theirs], abs=1e-4)
         assert all(chunk_id in among for chunk_id, _ in ours) and len(ours) == min(8, among.count)
+        among_ids = ("query", None, 8, sorted(among.ids()))
         if not among.count:
             assert ours == [] and calls == []  # nothing passes: Chroma is not asked
         elif path == "exact":
-            assert calls == [("get", None, None)], filters
+            assert calls == [("get", None, None, sorted(among.ids()))], filters
         elif path == "unfiltered":
-            assert calls and all(name == "query" and not where for name, where, _ in calls), filters
+            assert calls and all(name == "query" and not where and not ids for name, where, _, ids in calls), filters
             assert calls[0][2] >= 8 / among.share  # asked for enough neighbours that 8 could pass
-        elif path == "chroma":
-            assert calls == [("query", where, 8)], filters
-        else:  # at most 8 unfiltered neighbours: Chroma filters when one of the 8 nearest fails
-            unfiltered = [call for call in calls if call[0] == "query" and not call[1]]
+        elif path == "ids":
+            assert calls == [among_ids], filters
+        else:  # at most 8 unfiltered neighbours: Chroma searches the ids when one of the 8 nearest fails
+            unfiltered = [call for call in calls if call[0] == "query" and not call[1] and not call[3]]
             falls_back = any(chunk_id not in among for chunk_id, _ in nearest)
-            assert unfiltered and calls == unfiltered + ([("query", where, 8)] if falls_back else []), filters
+            assert unfiltered and calls == unfiltered + ([among_ids] if falls_back else []), filters
             fell_back += falls_back
-    assert fell_back or path != "unfiltered, then chroma"
+    assert fell_back or path != "unfiltered, then ids"
+
+
+def test_a_passing_id_chroma_does_not_hold_falls_back_to_chromas_filter(service, monkeypatch):
+    # another process deleted an article and this client has not followed yet: the keyword index
+    # still passes its chunks, and Chroma refuses to search among an id it does not hold
+    import index.store
+
+    monkeypatch.setattr(index.store, "EXACT_AMONG", 0)
+    monkeypatch.setattr(index.store, "OVERFETCH_MOST", 0)
+    store, filters = service.store, Filters(sources=("cnn.com",))
+    collection = store._collection()
+    asked = []
+    monkeypatch.setattr(collection, "query", lambda *a, _real=collection.query, **kw: asked.append(kw) or _real(*a, **kw))
+    vector, where = service.embedder.embed_query("Which river flooded the town?"), filters.chroma_where()
+    among = service.retriever.keywords.passing(service.ledger, **filters.limits())
+    monkeypatch.setattr(among, "ids", lambda _real=among.ids: _real() + ["deleted-elsewhere#0"])
+    ours = store.nearest(vector, 8, where=where, among=among)
+    assert [(kw.get("ids") is not None, kw.get("where")) for kw in asked] == [(True, None), (False, where)]
+    assert ours == store.nearest(vector, 8, where=where) and ours
