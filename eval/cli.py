@@ -104,7 +104,7 @@ def run_set(
         sys.stdout.write(json.dumps(summary, ensure_ascii=False) + "\n")
     else:
         _print_overall(summary)
-    err.print(f"report: {run_dir / 'report.html'}", highlight=False)
+    err.print(f"report: {run_dir / 'report.html'}", highlight=False, markup=False)
     _gate(summary["overall"], fail_under or [], fail_over or [])
 
 
@@ -164,7 +164,7 @@ def _ingest(service, corpus: str) -> None:
     with IngestView(err) as view:
         report = service.ingest([corpus], view.on_result)
     counts = ", ".join(f"{report.count(s)} {s}" for s in ("added", "updated", "unchanged", "failed"))
-    err.print(f"corpus {corpus}: {counts} in {view.seconds} s", highlight=False)
+    err.print(f"corpus {corpus}: {counts} in {view.seconds} s", highlight=False, markup=False)
 
 
 def _run_with_progress(run, service, items):

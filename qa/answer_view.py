@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from rich.console import Console
+from rich.markup import escape
 
 from qa.citations import Answer
 
@@ -52,7 +53,7 @@ class AnswerView:
             for sentence in unsupported:
                 self._print(f"  ✗ {sentence.text}  — {sentence.reason}")
         for warning in answer.warnings:
-            self.err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+            self.err.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)  # a server's words
 
     def _print(self, text: str, style: str | None = None) -> None:
         self.out.print(text, highlight=False, markup=False, style=style)

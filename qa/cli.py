@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape  # file names, ids and messages may hold [tags]
 from rich.table import Table
+from rich.text import Text
 
 from eval.cli import eval_app
 from qa.errors import QAError
@@ -226,17 +227,22 @@ def search(
         out.print(f"   {p.text[:300]}", highlight=False, markup=False)
 
 
-@docs_app.command("list")
-def docs_list(as_json: AsJson = False):
-    """List stored articles."""
+@docs_app.command("list")  # 50 by default: rich lays a table out at ~1.5 ms a row (3,773 articles: 5 s)
+def docs_list(as_json: AsJson = False, limit: Annotated[int, typer.Option(
+        min=0, help="Show the newest N (0: all); --json lists all.")] = 50):
+    """List stored articles, newest first."""
     records = _service().documents()
     if as_json:
         _emit_json([{k: r[k] for k in ("id", "title", "source", "published", "url", "chunks")} for r in records])
         return
+    shown = records[:limit] if limit else records
     table = Table("id", "title", "source", "published", "chunks")
-    for r in records:
-        table.add_row(r["id"], r["title"], r["source"] or "", r["published"] or "undated", str(r["chunks"]))
+    for r in shown:  # Text, not str: rich would read "[/b]" or "[link=…]" in a title as markup
+        table.add_row(*map(Text, (r["id"], r["title"], r["source"] or "", r["published"] or "undated", str(r["chunks"]))))
     out.print(table)
+    if len(shown) < len(records):
+        out.print(f"… and {len(records) - len(shown)} older: --limit 0 lists all {len(records)}, --json too",
+                  style="dim", highlight=False, markup=False)
 
 
 @docs_app.command("delete")

@@ -144,3 +144,34 @@ def test_prune_delete_and_the_per_file_table(cli_env, tmp_path):
     deleted = qa("docs", "delete", "a.txt", env=cli_env)
     assert deleted.returncode == 0
     assert json.loads(qa("docs", "list", "--json", env=cli_env).stdout) == []
+
+
+def test_docs_list_prints_titles_as_text_not_markup(cli_env, tmp_path):
+    # article text is data: a title rich would read as markup neither breaks the table nor links
+    title = "Poll [/b] results [link=https://evil.example]here[/link] [bold]now[/bold]"
+    feed = tmp_path / "feed.jsonl"
+    rows = [{"id": "poll", "title": title, "source": "[red]x.com", "text": "The poll closed on Monday.", "published": "2022-03-02"},
+            {"id": "older", "title": "Older news", "text": "The council met.", "published": "2022-03-01"}]
+    feed.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert qa("ingest", feed, env=cli_env).returncode == 0
+    listed = qa("docs", "list", env=cli_env)
+    assert listed.returncode == 0, listed.stderr
+    assert title in listed.stdout and "[red]x.com" in listed.stdout and "\x1b]8;" not in listed.stdout
+    # the newest N, and how many more
+    newest = qa("docs", "list", "--limit", "1", env=cli_env).stdout
+    assert "poll" in newest and "Older news" not in newest and "and 1 older: --limit 0 lists all 2" in newest
+    assert "Older news" in qa("docs", "list", "--limit", "0", env=cli_env).stdout
+
+
+def test_a_warning_is_printed_as_text_not_markup():
+    import io
+
+    from rich.console import Console
+
+    from qa.answer_view import AnswerView
+    from qa.citations import Answer
+
+    out, err = io.StringIO(), io.StringIO()
+    warning = "the server said: closing tag [/b] and [link=https://evil.example]this[/link]"
+    AnswerView(Console(file=out), Console(file=err, width=200)).show(Answer("Q?", "No answer.", True, "llm", warnings=[warning]))
+    assert warning in err.getvalue()
