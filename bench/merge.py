@@ -1,8 +1,11 @@
-"""`bench/run.py --merge`: a run's figures laid over the last results.json, one (size, step) at a time.
+"""`bench/run.py --merge`: a run's figures laid over the last results.json, one (size, step,
+backend) at a time.
 
-A step this run measured at a size replaces the earlier figures of that step there; every other
-step keeps the earlier ones, stamped with the run that measured them, so a partial re-run (one
-step at the largest size, say) lands in the tables without dropping or disguising the rest.
+A step this run measured at a size replaces the earlier figures of that step there for the
+backends it measured; every other step, and every other backend of a step, keeps the earlier
+figures, stamped with the run that measured them (`kept`, and `kept_backends` for a backend's
+part of a step), so a partial re-run (one step at the largest size with one backend, say) lands
+in the tables without dropping or disguising the rest.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import copy
 
 # The steps with figures per size, and what else a step's figures make ("int8_speedup" is computed from "ingest").
 SIZE_STEPS = ("ingest", "llamaindex", "query", "coldstart", "server")
+PER_BACKEND = ("ingest", "query", "coldstart", "server")  # figures keyed by backend
 PARTS = {"ingest": ("int8_speedup",)}
 
 
@@ -21,31 +25,49 @@ def kept_steps(section: dict) -> dict:
     return dict(section.get("kept", {}))
 
 
-def kept_run(results: dict, size: str | None, step: str) -> dict | None:
-    """The earlier run a figure was kept from, or None for this run's: `step` at `size`, or the
-    import check (size None), the one step not made per size."""
+def kept_run(results: dict, size: str | None, step: str, backend: str | None = None) -> dict | None:
+    """The earlier run a figure was kept from, or None for this run's: `step` (or a part of one,
+    such as "int8_speedup") at `size` for `backend`, or the import check (size None), the one step
+    not made per size."""
     if size is None:
         return results.get("imports_kept") if step == "imports" else None
-    return kept_steps(results.get("sizes", {}).get(size, {})).get(step)
+    section = results.get("sizes", {}).get(size, {})
+    if backend is not None and (run := section.get("kept_backends", {}).get(step, {}).get(backend)):
+        return run
+    kept = kept_steps(section)
+    whole = next((whole for whole, parts in PARTS.items() if step in parts), None)  # files from before parts had stamps
+    return kept.get(step) or (kept.get(whole) if whole else None)
 
 
 def merged(current: dict, earlier: dict) -> dict:
-    """`current` with every (size, step) it lacks taken from `earlier`; neither argument is changed."""
+    """`current` with every (size, step, backend) it lacks taken from `earlier`; neither argument is changed."""
     results = copy.deepcopy(current)
     stamp = {"date": earlier["machine"]["date"], "git_commit": earlier["machine"]["git_commit"]}
     for size, old in earlier.get("sizes", {}).items():
         section = results["sizes"].setdefault(size, {"corpus": old["corpus"]})
-        old_kept = kept_steps(old)
-        kept = kept_steps(section)
+        old_kept, old_backends = kept_steps(old), old.get("kept_backends", {})
+        kept, backends = kept_steps(section), copy.deepcopy(section.get("kept_backends", {}))
         for step in SIZE_STEPS:
-            if step in section or step not in old:
+            if step not in old:
                 continue
-            section[step] = copy.deepcopy(old[step])
-            kept[step] = old_kept.get(step, stamp)  # a figure kept once keeps the run that measured it
-            section.update({part: old[part] for part in PARTS.get(step, ()) if part in old})
+            if step not in section:
+                section[step] = copy.deepcopy(old[step])
+                kept[step] = old_kept.get(step, stamp)  # a figure kept once keeps the run that measured it
+                if step in old_backends:
+                    backends[step] = copy.deepcopy(old_backends[step])
+            elif step in PER_BACKEND:
+                for backend in old[step].keys() - section[step].keys():
+                    section[step][backend] = copy.deepcopy(old[step][backend])
+                    backends.setdefault(step, {})[backend] = old_backends.get(step, {}).get(backend) or old_kept.get(step, stamp)
+            for part in PARTS.get(step, ()):  # e.g. the int8 speedup of a run that measured both backends
+                if part in old and part not in section:
+                    section[part] = copy.deepcopy(old[part])
+                    kept[part] = old_kept.get(part) or old_kept.get(step, stamp)
         section.pop("run", None)
         if kept:
             section["kept"] = kept
+        if backends:
+            section["kept_backends"] = backends
     if not current.get("imports") and earlier.get("imports"):  # the one step that is not per size
         results["imports"] = copy.deepcopy(earlier["imports"])
         results["imports_kept"] = earlier.get("imports_kept", stamp)

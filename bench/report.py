@@ -27,13 +27,14 @@ def _sizes(results: dict, step: str) -> list[str]:
 
 
 def _goal(goal: str, figure, target: float, unit: str, size: str | None, step: str,
-          at_most: bool = True, needs: str | None = None) -> dict:
-    """One goal row from `step`'s figures at `size`; `needs` names the size the goal is about (met stays null
-    when it was not measured there)."""
+          at_most: bool = True, needs: str | None = None, backends: tuple = (None,)) -> dict:
+    """One goal row from `step`'s figures at `size` for `backends`; `needs` names the size the goal is about
+    (met stays null when it was not measured there)."""
     met = None
     if figure is not None and (needs is None or size == needs):
         met = figure <= target if at_most else figure >= target
-    return {"goal": goal, "target": target, "unit": unit, "figure": figure, "size": size, "met": met, "step": step}
+    return {"goal": goal, "target": target, "unit": unit, "figure": figure, "size": size, "met": met, "step": step,
+            "backends": backends}
 
 
 def _median(node: dict | None, *path: str):
@@ -53,43 +54,48 @@ def goals(results: dict) -> list[dict]:
         size = ingest[-1]
         for backend in backends:
             rows.append(_goal(f"ingest ≤ 1.10× raw encode of the same chunks ({backend})",
-                              _median(sizes[size]["ingest"], backend, "ratio"), 1.10, "×", size, "ingest"))
+                              _median(sizes[size]["ingest"], backend, "ratio"), 1.10, "×", size, "ingest", backends=(backend,)))
         for backend in backends:
             rows.append(_goal(f"ingest of all 3,773 articles under 1.5 GB peak RSS ({backend})",
-                              _median(sizes[size]["ingest"], backend, "peak_rss_mb"), GIB_MB, "MB", size, "ingest", needs="all"))
+                              _median(sizes[size]["ingest"], backend, "peak_rss_mb"), GIB_MB, "MB", size, "ingest", needs="all",
+                              backends=(backend,)))
     speedup = _sizes(results, "int8_speedup")
     if speedup:
         size = speedup[-1]
         rows.append(_goal("int8 ingest of the whole corpus ≥ 2.5× faster than torch fp32 raw encode",
-                          _median(sizes[size], "int8_speedup"), 2.5, "×", size, "ingest", at_most=False, needs="all"))
+                          _median(sizes[size], "int8_speedup"), 2.5, "×", size, "int8_speedup", at_most=False, needs="all"))
     graded = [s for s in _sizes(results, "query") if all(_hits(sizes[s], b, "default") is not None for b in ("torch", "onnx-int8"))]
     if graded:
         size = graded[-1]
         lost = 100 * (_hits(sizes[size], "torch", "default") - _hits(sizes[size], "onnx-int8", "default"))
         rows.append(_goal("int8 dev hit@10 within 1 point of torch fp32 (points lost)", round(lost, 2), 1.0, "points", size,
-                          "query", needs="all"))
+                          "query", needs="all", backends=("torch", "onnx-int8")))
     query = _sizes(results, "query")
     if query:
         size = query[-1]
         for backend in backends:
             for goal, name, target, needs in QUERY_GOALS:
                 rows.append(_goal(f"{goal} ({backend})", _median(sizes[size]["query"], backend, name), target, "ms", size, "query",
-                                  needs=needs))
+                                  needs=needs, backends=(backend,)))
     cold = _sizes(results, "coldstart")
     if cold:
         for backend in backends:
             rows.append(_goal(f"cold start of `qa ask` ≤ 1.5× the bare torch + sentence-transformers import ({backend})",
-                              _median(sizes[cold[-1]]["coldstart"], backend, "ratio"), 1.5, "×", cold[-1], "coldstart"))
+                              _median(sizes[cold[-1]]["coldstart"], backend, "ratio"), 1.5, "×", cold[-1], "coldstart",
+                              backends=(backend,)))
     served = _sizes(results, "server")
     if served:
         for backend in backends:
             rows.append(_goal(f"8 concurrent clients: p95 ≤ 3× the single-client p50 ({backend})",
-                              _median(sizes[served[-1]]["server"], backend, "p95_ratio"), 3.0, "×", served[-1], "server"))
+                              _median(sizes[served[-1]]["server"], backend, "p95_ratio"), 3.0, "×", served[-1], "server",
+                              backends=(backend,)))
     if results.get("imports"):
         importing = [r["command"] for r in results["imports"] if r["imports_torch"]]
         rows.append(_goal("commands that need no model do not import torch", len(importing), 0, "commands", None, "imports"))
-    for row in rows:  # a figure kept from an earlier run (--merge) says which
-        run = kept_run(results, row["size"], row.pop("step"))
+    for row in rows:  # a figure kept from an earlier run (--merge) says which (the oldest, if its backends differ)
+        step, backends = row.pop("step"), row.pop("backends")
+        runs = [run for backend in backends if (run := kept_run(results, row["size"], step, backend))]
+        run = min(runs, key=lambda r: r["date"]) if runs else None
         if run:
             row["run"] = run
     return rows
@@ -134,9 +140,9 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows), ""]
 
 
-def _label(results: dict, size: str, step: str) -> str:
+def _label(results: dict, size: str, step: str, backend: str | None = None) -> str:
     label = "seed" if size == "seed" else f"{results['sizes'][size]['corpus']['articles']:,} articles"
-    run = kept_run(results, size, step)
+    run = kept_run(results, size, step, backend)
     return label + f" ({_run(run)})" if run else label  # kept from an earlier run by --merge
 
 
@@ -170,7 +176,7 @@ def render(results: dict) -> str:
     lines += _table(
         ["corpus", "backend", "chunks", "`qa ingest` s", "chunks/s", "raw encode s", "raw chunks/s", "ingest / raw",
          "ingest / (load + raw)", "peak RSS MB (raw)"],
-        [[_label(results, size, "ingest"), backend, str(f["chunks"]), fmt(f["seconds"]), fmt(f["chunks_per_second"]), fmt(f["raw_encode_seconds"]),
+        [[_label(results, size, "ingest", backend), backend, str(f["chunks"]), fmt(f["seconds"]), fmt(f["chunks_per_second"]), fmt(f["raw_encode_seconds"]),
           fmt(f["raw_chunks_per_second"]), fmt(f["ratio"], 2), fmt(f["ratio_with_load"], 2),
           f"{fmt(f['peak_rss_mb'], 0)} ({fmt(f.get('raw_peak_rss_mb'), 0)})"]
          for size, s in sizes.items() for backend, f in s.get("ingest", {}).items()])
@@ -182,10 +188,10 @@ def render(results: dict) -> str:
                   "chunks; runs before `encoder_seconds` existed show their \"embed\" there):", ""]
         names = list(staged[-1][3]["stages"])
         lines += _table(["corpus", "backend", *names, "encoder", "encoder / raw"],
-                        [[_label(results, size, "ingest"), backend, *(fmt(f["stages"].get(n)) for n in names),
+                        [[_label(results, size, "ingest", backend), backend, *(fmt(f["stages"].get(n)) for n in names),
                           fmt(f.get("encoder_seconds") or f["stages"].get("embed")), fmt(f.get("embed_ratio"), 2)]
                          for size, s, backend, f in staged])
-    speedups = [[_label(results, size, "ingest"), fmt(s["int8_speedup"], 2)] for size, s in sizes.items() if "int8_speedup" in s]
+    speedups = [[_label(results, size, "int8_speedup"), fmt(s["int8_speedup"], 2)] for size, s in sizes.items() if "int8_speedup" in s]
     if speedups:
         lines += _table(["corpus", "int8 speedup: torch raw encode s / int8 `qa ingest` s"], speedups)
     if results.get("onnx_export_seconds"):
@@ -204,7 +210,7 @@ def render(results: dict) -> str:
     lines += _table(
         ["corpus", "backend", "chunks", "questions", "search p50 ms", "search p95 ms", "ask p50 ms", "ask p95 ms",
          "filtered search p50 / p95 ms", "with Chroma's filter p50 / p95 ms", "hit@10 dense", "hit@10 default"],
-        [[_label(results, size, "query"), backend, str(q["chunks"]), str(q["questions"]), fmt(q["search_p50_ms"]), fmt(q["search_p95_ms"]),
+        [[_label(results, size, "query", backend), backend, str(q["chunks"]), str(q["questions"]), fmt(q["search_p50_ms"]), fmt(q["search_p95_ms"]),
           fmt(q["ask_p50_ms"]), fmt(q["ask_p95_ms"]),
           _pair(q, "filtered"), _pair(q, "filtered_chroma"),
           pct(q["hit@10"].get("dense")), pct(q["hit@10"].get("default"))]
@@ -212,13 +218,13 @@ def render(results: dict) -> str:
     lines += ["### Cold start: `qa ask` from process start to answer", ""]
     lines += _table(
         ["corpus", "backend", "`qa ask` s", "`import torch, sentence_transformers` s", "ratio"],
-        [[_label(results, size, "coldstart"), backend, fmt(c["ask_seconds"], 2), fmt(c["import_seconds"], 2), fmt(c["ratio"], 2)]
+        [[_label(results, size, "coldstart", backend), backend, fmt(c["ask_seconds"], 2), fmt(c["import_seconds"], 2), fmt(c["ratio"], 2)]
          for size, s in sizes.items() for backend, c in s.get("coldstart", {}).items()])
     lines += ["### `qa serve`: memory and 8 concurrent clients on /api/ask", ""]
     lines += _table(
         ["corpus", "backend", "startup s", "1 client p50 ms", "8 clients p50 ms", "8 clients p95 ms", "answers/s",
          "p95 (8) / p50 (1)", "peak RSS (VmHWM) MB"],
-        [[_label(results, size, "server"), backend, fmt(v["startup_seconds"]), fmt(v["single_p50_ms"], 0), fmt(v["concurrent_p50_ms"], 0),
+        [[_label(results, size, "server", backend), backend, fmt(v["startup_seconds"]), fmt(v["single_p50_ms"], 0), fmt(v["concurrent_p50_ms"], 0),
           fmt(v["concurrent_p95_ms"], 0), fmt(v["answers_per_second"], 2), fmt(v["p95_ratio"], 2), fmt(v["peak_rss_mb"], 0)]
          for size, s in sizes.items() for backend, v in s.get("server", {}).items()])
     kept = kept_run(results, None, "imports")

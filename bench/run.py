@@ -297,7 +297,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json", help="the figures (JSON)")
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks.md", help="the page whose tables are rewritten")
     parser.add_argument("--merge", action="store_true",
-                        help="keep from --out the figures of every size and step this run leaves out (each marked with its run)")
+                        help="keep from --out the figures of every size, step and backend this run leaves out (each marked with its run)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (data dirs, logs) and print it")
     parser.add_argument("--report-only", action="store_true", help="only rewrite --doc's tables from --out")
     args = parser.parse_args()

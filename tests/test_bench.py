@@ -155,9 +155,11 @@ def test_merge_works_step_by_step_and_keeps_the_run_that_measured_each_figure():
     assert json.dumps(current) == before  # the run's own figures are not changed by merging
     stamp = {"date": "2026-01-02T00:00:00+00:00", "git_commit": "1111111bbbb"}
     top = results["sizes"]["all"]
-    assert top["ingest"]["torch"]["ratio"]["median"] == 1.05 and "int8_speedup" not in top  # measured again: all of it new
+    assert top["ingest"]["torch"]["ratio"]["median"] == 1.05  # measured again
+    # the speedup needs both backends' ingest in one run: this run measured one, so the earlier stays, marked
+    assert top["int8_speedup"] == earlier["sizes"]["all"]["int8_speedup"]
     assert top["query"] == earlier["sizes"]["all"]["query"] and top["server"] == earlier["sizes"]["all"]["server"]
-    assert top["kept"] == {"query": stamp, "server": older}
+    assert top["kept"] == {"int8_speedup": stamp, "query": stamp, "server": older}
     assert results["sizes"]["300"]["kept"] == {"coldstart": older} and "run" not in results["sizes"]["300"]
     assert results["skipped"] == [{"size": "all", "step": "llamaindex", "reason": "not installed"}]
     assert results["imports"] == earlier["imports"] and results["imports_kept"] == stamp
@@ -171,3 +173,40 @@ def test_merge_works_step_by_step_and_keeps_the_run_that_measured_each_figure():
     assert "| 3,773 articles (run of 2026-01-02, `1111111`) | torch | 7 | 9 |" in page  # the query row
     assert "| 300 articles (run of 2026-01-01, `0000000`) | torch | 1.20 | 1.20 | 1.20 |" in page
     assert "### Commands that need no model (run of 2026-01-02, `1111111`)" in page
+
+
+def test_merge_keeps_the_backends_a_run_leaves_out_of_a_step():
+    """A step measured again with one backend keeps the other backend's earlier figures, marked with
+    their run; a speedup that needs both backends' ingest keeps the run it was measured in."""
+    stamp = {"date": "2026-01-02T00:00:00+00:00", "git_commit": "1111111bbbb"}
+    older = {"date": "2026-01-01T00:00:00+00:00", "git_commit": "0000000aaaa"}
+    query = {"chunks": 7, "questions": 9, "hit@10": {"default": 0.98}}
+    earlier = {"machine": stamp,
+               "sizes": {"all": {"corpus": {"articles": 3773, "questions": 9},
+                                 "ingest": {b: {"chunks": 7, **figures(1.3, INGEST)} for b in ("torch", "onnx-int8")},
+                                 "int8_speedup": figures(4.0, ("x",))["x"],
+                                 "query": {"torch": {**query, **figures(50.0, QUERY)}, "onnx-int8": {**query, **figures(40.0, QUERY)}},
+                                 "server": {"torch": figures(9.0, SERVER)}, "kept_backends": {"server": {"torch": older}}}},
+               "skipped": []}
+    current = {"machine": {"date": "2026-01-03T00:00:00+00:00", "git_commit": "2222222cccc", "cpu": "x", "cores": 2,
+                           "cores_usable": 2, "memory_gb": 24, "os": "x", "python": "3", "versions": {}, "git_dirty": False,
+                           "load_average": [0.1, 0, 0]},
+               "options": {"sizes": ["all"], "backends": ["onnx-int8"]}, "skipped": [],
+               "sizes": {"all": {"corpus": {"articles": 3773, "questions": 9},
+                                 "ingest": {"onnx-int8": {"chunks": 7, **figures(1.05, INGEST)}},
+                                 "query": {"onnx-int8": {**query, **figures(10.0, QUERY)}}}}}
+    results = merged(current, earlier)
+    top = results["sizes"]["all"]
+    assert top["query"]["onnx-int8"]["search_p50_ms"]["median"] == 10.0  # this run's
+    assert top["query"]["torch"] == earlier["sizes"]["all"]["query"]["torch"]  # the backend it left out, kept
+    assert top["ingest"]["torch"] == earlier["sizes"]["all"]["ingest"]["torch"]
+    assert top["kept_backends"] == {"query": {"torch": stamp}, "ingest": {"torch": stamp}, "server": {"torch": older}}
+    assert top["int8_speedup"] == earlier["sizes"]["all"]["int8_speedup"] and top["kept"] == {"int8_speedup": stamp, "server": stamp}
+    goals = {g["goal"]: g for g in report.goals(results)}
+    assert "run" not in goals["search p50 ≤ 20 ms at ~35k chunks (onnx-int8)"]
+    assert goals["search p50 ≤ 20 ms at ~35k chunks (torch)"]["run"] == stamp and goals["search p50 ≤ 20 ms at ~35k chunks (torch)"]["figure"] == 50.0
+    assert goals["int8 dev hit@10 within 1 point of torch fp32 (points lost)"]["run"] == stamp  # torch's side is kept
+    assert goals["int8 ingest of the whole corpus ≥ 2.5× faster than torch fp32 raw encode"]["run"] == stamp
+    assert goals["8 concurrent clients: p95 ≤ 3× the single-client p50 (torch)"]["run"] == older
+    page = report.render(results)
+    assert "| 3,773 articles | onnx-int8 | 7 | 9 | 10.0 |" in page and "| 3,773 articles (run of 2026-01-02, `1111111`) | torch | 7 | 9 | 50.0 |" in page
