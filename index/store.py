@@ -44,7 +44,7 @@ REOPEN_EVERY = 1.0
 # exactly; a larger share is looked for among the SLACK * top_k / share nearest of all chunks,
 # then four times as many, up to OVERFETCH_MOST; else Chroma searches among the passing ids. At
 # 47k chunks: reading 400 vectors by id and comparing them ~12 ms, 1,000 unfiltered neighbours
-# ~9 ms, a search among 800-6,400 ids 7-12 ms (among fewer up to 32 ms, as its graph search
+# ~9 ms, a search among 800-6,400 ids 6-12 ms (among fewer up to 32 ms, as its graph search
 # passes over more chunks that fail; among 20-35k, 20-27 ms), Chroma's `where` 30-290 ms.
 EXACT_AMONG = 400
 OVERFETCH_MOST = 1000
