@@ -56,7 +56,7 @@ def merged(current: dict, earlier: dict) -> dict:
                 if step in old_backends:
                     backends[step] = copy.deepcopy(old_backends[step])
             elif step in PER_BACKEND:
-                for backend in old[step].keys() - section[step].keys():
+                for backend in [b for b in old[step] if b not in section[step]]:  # in the earlier order
                     section[step][backend] = copy.deepcopy(old[step][backend])
                     backends.setdefault(step, {})[backend] = old_backends.get(step, {}).get(backend) or old_kept.get(step, stamp)
             for part in PARTS.get(step, ()):  # e.g. the int8 speedup of a run that measured both backends
