@@ -45,24 +45,27 @@ def merged(current: dict, earlier: dict) -> dict:
     stamp = {"date": earlier["machine"]["date"], "git_commit": earlier["machine"]["git_commit"]}
     for size, old in earlier.get("sizes", {}).items():
         section = results["sizes"].setdefault(size, {"corpus": old["corpus"]})
-        old_kept, old_backends = kept_steps(old), old.get("kept_backends", {})
         kept, backends = kept_steps(section), copy.deepcopy(section.get("kept_backends", {}))
+
+        def run_of(step: str, backend: str | None = None, size: str = size) -> dict:
+            return kept_run(earlier, size, step, backend) or stamp  # a figure kept once keeps the run that measured it
+
         for step in SIZE_STEPS:
             if step not in old:
                 continue
             if step not in section:
                 section[step] = copy.deepcopy(old[step])
-                kept[step] = old_kept.get(step, stamp)  # a figure kept once keeps the run that measured it
-                if step in old_backends:
-                    backends[step] = copy.deepcopy(old_backends[step])
+                kept[step] = run_of(step)
+                if step in old.get("kept_backends", {}):
+                    backends[step] = copy.deepcopy(old["kept_backends"][step])
             elif step in PER_BACKEND:
                 for backend in [b for b in old[step] if b not in section[step]]:  # in the earlier order
                     section[step][backend] = copy.deepcopy(old[step][backend])
-                    backends.setdefault(step, {})[backend] = old_backends.get(step, {}).get(backend) or old_kept.get(step, stamp)
+                    backends.setdefault(step, {})[backend] = run_of(step, backend)
             for part in PARTS.get(step, ()):  # e.g. the int8 speedup of a run that measured both backends
                 if part in old and part not in section:
                     section[part] = copy.deepcopy(old[part])
-                    kept[part] = old_kept.get(part) or old_kept.get(step, stamp)
+                    kept[part] = run_of(part)
         section.pop("run", None)
         if kept:
             section["kept"] = kept

@@ -225,11 +225,12 @@ def test_a_filtered_dense_search_finds_what_chromas_filter_finds(service, monkey
         assert [chunk_id for chunk_id, _ in ours] == [chunk_id for chunk_id, _ in theirs], filters
         assert [score for _, score in ours] == pytest.approx([score for _, score in theirs], abs=1e-4)
         assert all(chunk_id in among for chunk_id, _ in ours) and len(ours) == min(8, among.count)
-        among_ids = ("query", None, 8, sorted(among.ids()))
+        passing = sorted(among.ids())
+        among_ids = ("query", None, 8, passing)
         if not among.count:
             assert ours == [] and calls == []  # nothing passes: Chroma is not asked
         elif path == "exact":
-            assert calls == [("get", None, None, sorted(among.ids()))], filters
+            assert calls == [("get", None, None, passing)], filters
         elif path == "unfiltered":
             assert calls and all(name == "query" and not where and not ids for name, where, _, ids in calls), filters
             assert calls[0][2] >= 8 / among.share  # asked for enough neighbours that 8 could pass
