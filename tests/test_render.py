@@ -57,3 +57,29 @@ def test_an_article_is_shown_escaped():
     shown = document_html({"id": "d1", "title": "<script>x</script>", "text": "a <b>\nsecond", "url": "javascript:alert(1)", "chunks": 1})
     assert "<script>" not in shown and "&lt;script&gt;" in shown and "javascript:" not in shown
     assert "<p>a &lt;b&gt;</p><p>second</p>" in shown
+
+
+def test_the_library_shows_the_newest_articles_and_a_search_reaches_the_others(make_service, tmp_path, monkeypatch):
+    import json
+
+    import ui.library
+    from ui.library import library_view
+
+    service = make_service()
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text("\n".join(json.dumps({"id": f"a{day}", "title": f"{'Harbor' if day % 2 else 'Market'} story {day}",
+                                          "source": "example.org", "published": f"2022-06-{day:02d}",
+                                          "text": f"Story number {day} happened on day {day} of June."})
+                              for day in range(1, 6)))
+    assert service.ingest([feed]).count("added") == 5
+    monkeypatch.setattr(ui.library, "SHOWN", 2)
+    rows, picker, note = library_view(service)
+    assert [row[3] for row in rows] == ["2022-06-05", "2022-06-04"]  # the newest two, newest first
+    assert [value for _, value in picker["choices"]] == [row[0] for row in rows]  # the picker offers what the table shows
+    assert note == "The newest 2 of 5 articles: search titles, sources or ids for the others."
+    rows, picker, note = library_view(service, "  HARBOR ")
+    assert [row[1] for row in rows] == ["Harbor story 5", "Harbor story 3"]
+    assert note == "The newest 2 of 3 matching articles: search titles, sources or ids for the others."
+    rows, picker, note = library_view(service, "story 1")
+    assert [row[1] for row in rows] == ["Harbor story 1"] and note == ""  # all shown: no line
+    assert picker["choices"] == [("Harbor story 1 (" + rows[0][0] + ")", rows[0][0])]

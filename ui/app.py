@@ -69,7 +69,7 @@ def build(service):
 
     from ui.chat import ask_tab, source_choices
     from ui.evaluation import evaluation_tab, set_choices
-    from ui.library import article_picker, document_rows, library_tab
+    from ui.library import library_tab, library_view
 
     with gr.Blocks(title="News QA") as demo:
         gr.Markdown("# News QA\nAnswers from the stored news articles; every sentence cites the passage it came from.")
@@ -77,7 +77,7 @@ def build(service):
             with gr.Tab("Ask", id="ask-tab") as ask:
                 outlets = ask_tab(service)
             with gr.Tab("Library", id="library-tab") as library:
-                table, picked, search = library_tab(service)
+                search, library_outputs = library_tab(service)
             with gr.Tab("Evaluation", id="eval-tab") as evaluation:
                 sets = evaluation_tab(service)
             with gr.Tab("Status", id="status-tab") as status_tab:
@@ -89,12 +89,12 @@ def build(service):
             return gr.update(choices=source_choices(service))
 
         ask.select(outlet_update, None, outlets, api_name=False)
-        library.select(lambda s: (document_rows(service, s), article_picker(service)), search, [table, picked], api_name=False)
+        library.select(lambda s: library_view(service, s), search, library_outputs, api_name=False)
         evaluation.select(lambda: set_choices(service), None, sets, api_name=False)
         for event in (status_tab.select, refresh.click):
             event(lambda: status_markdown(service), None, status, api_name=False)
-        demo.load(lambda: (outlet_update(), document_rows(service), article_picker(service), set_choices(service), status_markdown(service)),
-                  None, [outlets, table, picked, sets, status], api_name=False)
+        # The library fills when its tab opens, not with every page (library.select above).
+        demo.load(lambda: (outlet_update(), set_choices(service), status_markdown(service)), None, [outlets, sets, status], api_name=False)
     return demo
 
 
