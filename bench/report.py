@@ -223,9 +223,11 @@ def render(results: dict) -> str:
     lines += ["### `qa serve`: memory and 8 concurrent clients on /api/ask", ""]
     lines += _table(
         ["corpus", "backend", "startup s", "1 client p50 ms", "8 clients p50 ms", "8 clients p95 ms", "answers/s",
-         "p95 (8) / p50 (1)", "peak RSS (VmHWM) MB"],
+         "p95 (8) / p50 (1)", "its floor", "CPU ms an answer, 1 / 8 clients", "idle CPU ms/s", "peak RSS (VmHWM) MB"],
         [[_label(results, size, "server", backend), backend, fmt(v["startup_seconds"]), fmt(v["single_p50_ms"], 0), fmt(v["concurrent_p50_ms"], 0),
-          fmt(v["concurrent_p95_ms"], 0), fmt(v["answers_per_second"], 2), fmt(v["p95_ratio"], 2), fmt(v["peak_rss_mb"], 0)]
+          fmt(v["concurrent_p95_ms"], 0), fmt(v["answers_per_second"], 2), fmt(v["p95_ratio"], 2), fmt(v.get("p95_floor"), 2),
+          f"{fmt(v.get('single_cpu_ms'), 0)} / {fmt(v.get('concurrent_cpu_ms'), 0)}", fmt(v.get("idle_cpu_ms_per_s"), 0),
+          fmt(v["peak_rss_mb"], 0)]
          for size, s in sizes.items() for backend, v in s.get("server", {}).items()])
     kept = kept_run(results, None, "imports")
     lines += [f"### Commands that need no model{f' ({_run(kept)})' if kept else ''}", ""]

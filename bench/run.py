@@ -244,8 +244,10 @@ class Bench:
             runs.append(serving.measure(data_dir, backend, corpus.questions, self.workdir / "serve.log"))
             log(f"{corpus.size} server {backend} {repeat + 1}: single p50 {runs[-1]['single_p50_ms']:.0f} ms, "
                 f"8 clients p95 {runs[-1]['concurrent_p95_ms']:.0f} ms, {runs[-1]['answers_per_second']:.1f} answers/s, "
-                f"VmHWM {runs[-1]['peak_rss_mb']:.0f} MB")
+                f"CPU an answer {runs[-1]['single_cpu_ms']:.0f} / {runs[-1]['concurrent_cpu_ms']:.0f} ms (floor "
+                f"{runs[-1]['p95_floor']:.1f}×), VmHWM {runs[-1]['peak_rss_mb']:.0f} MB")
         return {"clients": serving.CLIENTS, "asks": serving.CLIENTS * serving.ASKS_PER_CLIENT, "single_asks": serving.SINGLE_ASKS,
+                "cores": serving.CORES,
                 **{name: figure([r[name] for r in runs], 3) for name in runs[0]}}
 
 

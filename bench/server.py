@@ -5,10 +5,15 @@ it to be warm (/api/health: questions no longer on torch), asks one question to 
 asks SINGLE_ASKS questions one at a time (single-client latency), then
 has CLIENTS clients ask ASKS_PER_CLIENT questions each at once (throughput and latency under
 load), and reads the server's VmHWM from /proc. QA_CONCURRENCY keeps its default.
+
+The server's CPU time (/proc/PID/stat, all its threads) is read around each phase: CPU per
+answer alone and under load, and per second while idle. They give `p95_floor`, the least
+p95 (8) / p50 (1) this work per answer allows on this machine's cores (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 import time
@@ -21,6 +26,8 @@ from bench.measure import QA, clean_env, free_port, percentile
 CLIENTS = 8
 ASKS_PER_CLIENT = 8
 SINGLE_ASKS = 16
+IDLE_SECONDS = 3  # the idle server's CPU is read over this long, after the asks
+CORES = len(os.sched_getaffinity(0))  # the server's too: it runs beside this process
 START_TIMEOUT = 300
 WARM_TIMEOUT = 60  # for the torch backend's questions to move to onnxruntime (about 2 s once exported)
 
@@ -37,8 +44,15 @@ def measure(data_dir: Path, backend: str, questions: list[dict], log: Path) -> d
         started = time.perf_counter() - began
         with httpx.Client(base_url=url, timeout=300) as client:
             _ask(client, questions[0])  # loads the model and the index
+            cpu = _cpu_ms(process.pid)
             single = [_ask(client, questions[i % len(questions)]) for i in range(SINGLE_ASKS)]
+            single_cpu = (_cpu_ms(process.pid) - cpu) / SINGLE_ASKS
+        cpu = _cpu_ms(process.pid)
         latencies, seconds = _concurrent(url, questions)
+        concurrent_cpu = (_cpu_ms(process.pid) - cpu) / len(latencies)
+        cpu = _cpu_ms(process.pid)
+        time.sleep(IDLE_SECONDS)
+        idle_cpu = (_cpu_ms(process.pid) - cpu) / IDLE_SECONDS
         peak_mb = _vm_hwm_mb(process.pid)
     finally:
         process.terminate()
@@ -56,8 +70,25 @@ def measure(data_dir: Path, backend: str, questions: list[dict], log: Path) -> d
         "concurrent_p95_ms": concurrent_p95,
         "answers_per_second": len(latencies) / seconds,
         "p95_ratio": concurrent_p95 / single_p50,
+        "single_cpu_ms": single_cpu,
+        "concurrent_cpu_ms": concurrent_cpu,
+        "p95_floor": p95_floor(single_cpu, concurrent_cpu, CORES),
+        "idle_cpu_ms_per_s": idle_cpu,
         "peak_rss_mb": peak_mb,
     }
+
+
+def p95_floor(single_cpu_ms: float, concurrent_cpu_ms: float, cores: int, clients: int = CLIENTS) -> float:
+    """The least p95 (clients) / p50 (one client) that this CPU per answer allows on `cores`.
+
+    With `clients` asks always in flight the server answers at most cores / concurrent_cpu_ms
+    per ms, so an ask waits clients * concurrent_cpu_ms / cores on average (Little's law); a
+    p95 is above that mean unless the slowest 5 % are far slower than the rest. One client's
+    ask waits for nothing but the CPU, so it takes at most its own CPU time, single_cpu_ms (less
+    only by running on several cores at once, which raises the ratio). Hence the floor. Faster
+    code lowers both CPU times alike; only work that concurrent answers share (concurrent_cpu_ms
+    below single_cpu_ms) lowers the floor. The clients' own CPU, on the same cores, raises it."""
+    return clients * concurrent_cpu_ms / (cores * single_cpu_ms)
 
 
 def _ask(client: httpx.Client, question: dict) -> float:
@@ -119,6 +150,12 @@ def _wait_healthy(url: str, process: subprocess.Popen, log: Path) -> None:
             pass
         time.sleep(0.2)
     raise RuntimeError(f"qa serve did not answer /api/health within {START_TIMEOUT} s: {log.read_text()[-2000:]}")
+
+
+def _cpu_ms(pid: int) -> float:
+    """User + system CPU time of the process so far, all its threads, in ms (Linux only)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()  # the name may hold spaces
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14, 15
 
 
 def _vm_hwm_mb(pid: int) -> float:
