@@ -95,3 +95,24 @@ def test_a_passage_is_split_once_for_every_question_about_it_and_answers_the_sam
     assert split == [] and again == first  # both passages' sentences were kept from the first question
     assert "hello" not in first.answer + other.answer and "Taiwan Strait" in other.answer
     assert first.answer.count("March 16") == 1  # one sentence in two articles: quoted once
+
+
+def test_only_the_sentences_sharing_most_of_the_question_are_encoded(seeded, embedder, monkeypatch):
+    """The model's work is the cost of an answer: SEMANTIC_CANDIDATES sentences, those sharing
+    the most (rarity-weighted) question terms, and the answer is one of them."""
+    import qa.answer
+
+    passages = seeded.search(SEED_QUESTION)
+    answerer = ExtractiveAnswerer(embedder, 0.0, 1)
+    every = answerer._candidates(passages)
+    assert len(every) > qa.answer.SEMANTIC_CANDIDATES  # else nothing is left out
+    encoded = []
+    real = embedder.embed_sentences
+    monkeypatch.setattr(embedder, "embed_sentences", lambda texts: encoded.append(list(texts)) or real(texts))
+    answer = answerer.answer(SEED_QUESTION, passages)
+    assert len(encoded) == 1 and len(encoded[0]) == qa.answer.SEMANTIC_CANDIDATES
+    asked = terms(SEED_QUESTION)
+    shared = sorted((len(asked & terms(p.text[s:e])) for p, s, e in every), reverse=True)
+    # the encoded ones hold as many question terms as the best sentences left out (weights aside, one term either way)
+    assert min(len(asked & terms(t)) for t in encoded[0]) >= shared[qa.answer.SEMANTIC_CANDIDATES] - 1
+    assert answer.citations[0].quote in encoded[0]
