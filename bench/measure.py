@@ -22,6 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 QA = str(BIN / "qa")
+# The cores this process (and the commands it starts) may run on.
+CORES_USABLE = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def figure(values: list[float], digits: int = 4) -> dict:
@@ -114,7 +116,7 @@ def machine() -> dict:
         # int8 and bf16 speed depend on these (int8 encode was 2x faster on a host with a full-width AVX-512)
         "cpu_flags": [f for f in info.get("flags", "").split() if f in SPEED_FLAGS],
         "cores": os.cpu_count(),
-        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cores_usable": CORES_USABLE,
         "memory_gb": round(memory_kb / 1024 / 1024, 1),
         "os": platform.platform(),
         "python": platform.python_version(),

@@ -21,13 +21,13 @@ from pathlib import Path
 
 import httpx
 
-from bench.measure import QA, clean_env, free_port, percentile
+from bench.measure import CORES_USABLE, QA, clean_env, free_port, percentile
 
 CLIENTS = 8
 ASKS_PER_CLIENT = 8
 SINGLE_ASKS = 16
 IDLE_SECONDS = 3  # the idle server's CPU is read over this long, after the asks
-CORES = len(os.sched_getaffinity(0))  # the server's too: it runs beside this process
+CORES = CORES_USABLE  # the server's too: it runs beside this process
 START_TIMEOUT = 300
 WARM_TIMEOUT = 60  # for the torch backend's questions to move to onnxruntime (about 2 s once exported)
 
